@@ -1,0 +1,202 @@
+"""Load a model and its tokenizer with progress and cancellation, refusing unsafe files."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from explorer.backend import gguf_cache, safety
+from explorer.backend.introspect import ENCODER_MODEL_TYPES, model_info
+from explorer.backend.progress_hooks import transformers_progress
+from explorer.backend.resolve import ModelSource, resolve_model
+from explorer.core.errors import (
+    AttentionUnavailableError,
+    Cancelled,
+    ExplorerError,
+    ModelLoadError,
+)
+from explorer.core.progress import TaskState
+from explorer.core.types import ModelInfo
+
+
+@dataclass
+class LoadedModel:
+    """A transformers model (eval mode, eager attention) with its tokenizer and description."""
+
+    model: Any
+    tokenizer: Any
+    info: ModelInfo
+    spec: str = ""
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def from_objects(cls, model: Any, tokenizer: Any, name: str = "in-memory") -> LoadedModel:
+        """Wrap a model built in memory (tests, notebooks)."""
+        model.eval()
+        return cls(model, tokenizer, model_info(model, tokenizer, name, "memory"), spec=name)
+
+
+def load_model(
+    spec: str = "smollm2",
+    task: TaskState | None = None,
+    *,
+    trust_remote_code: bool = False,
+    allow_pickle: bool = False,
+) -> LoadedModel:
+    """Resolve and load ``spec`` (alias, folder, .gguf, cached hub id).
+
+    Progress goes to ``task`` (fraction, stage); ``task.is_cancel_requested`` is
+    honoured between stages and inside GGUF conversion. Raises ExplorerError
+    subclasses with a plain-words message, or Cancelled.
+    """
+    task = task or TaskState()
+    started = time.perf_counter()
+    task.progress(0.0, "Finding model")
+    source = resolve_model(spec)
+    task.progress(0.02, "Importing transformers")
+    import_started = time.perf_counter()
+    import torch  # noqa: F401  (import cost is part of the load)
+    import transformers  # noqa: F401
+
+    import_s = time.perf_counter() - import_started
+    try:
+        if source.kind == "gguf":
+            model, tokenizer, folder = _load_gguf(source, task.sub(0.1, 0.95))
+        else:
+            model, tokenizer = _load_folder(
+                source.path, task.sub(0.1, 0.95), trust_remote_code=trust_remote_code,
+                allow_pickle=allow_pickle,
+            )
+            folder = source.path
+    except (ExplorerError, Cancelled):
+        raise
+    except MemoryError as exc:
+        raise ModelLoadError(f"Not enough memory to load '{spec}'.") from exc
+    except Exception as exc:  # transformers raises many types for bad files
+        raise ModelLoadError(f"Could not load '{spec}': {_short(exc)}") from exc
+    task.progress(0.96, "Checking attention output")
+    model.eval()
+    info = model_info(model, tokenizer, source.display_name, str(folder))
+    loaded = LoadedModel(model, tokenizer, info, spec=spec)
+    check_attentions_available(loaded)
+    loaded.timings = {"load_s": time.perf_counter() - started, "import_s": import_s}
+    task.progress(1.0, "Ready")
+    return loaded
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    first = text[0] if text else ""
+    return f"{type(exc).__name__}: {first}"[:400]
+
+
+def _load_folder(folder: Path, task: TaskState, *, trust_remote_code: bool, allow_pickle: bool,
+                 ) -> tuple[Any, Any]:
+    import torch
+    from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer
+
+    fmt = safety.check_folder(folder, trust_remote_code=trust_remote_code, allow_pickle=allow_pickle)
+    config = safety.read_config(folder)
+    if config.get("is_encoder_decoder"):
+        raise ModelLoadError(
+            f"'{folder.name}' is an encoder-decoder model; Attention Explorer shows "
+            "decoder-only and encoder-only models."
+        )
+    task.progress(0.0, "Loading tokenizer")
+    tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=trust_remote_code)
+    task.progress(0.15, "Loading weights")
+    architectures = config.get("architectures") or []
+    causal = any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in architectures)
+    encoder = config.get("model_type") in ENCODER_MODEL_TYPES and not causal
+    kwargs = dict(
+        attn_implementation="eager",
+        dtype=torch.float32,
+        trust_remote_code=trust_remote_code,
+        use_safetensors=(fmt == "safetensors"),
+    )
+    with transformers_progress(task.sub(0.15, 1.0)):
+        if encoder:
+            model = AutoModel.from_pretrained(folder, **kwargs)
+        else:
+            model = AutoModelForCausalLM.from_pretrained(folder, **kwargs)
+    return model, tokenizer
+
+
+def _load_gguf(source: ModelSource, task: TaskState) -> tuple[Any, Any, Path]:
+    path = source.path
+    _check_gguf_header(path)
+    task.progress(0.0, "Hashing GGUF file")
+    digest = gguf_cache.content_hash(path)
+    cache = gguf_cache.cache_dir_for(path, digest)
+    if gguf_cache.is_complete(cache):
+        try:
+            model, tokenizer = _load_folder(cache, task, trust_remote_code=False, allow_pickle=False)
+            return model, tokenizer, cache
+        except (Cancelled, ExplorerError):
+            raise
+        except Exception:
+            shutil.rmtree(cache, ignore_errors=True)  # a damaged cache is rebuilt below
+    return _convert_gguf(path, digest, cache, task)
+
+
+def _check_gguf_header(path: Path) -> None:
+    try:
+        with path.open("rb") as handle:
+            magic = handle.read(4)
+    except OSError as exc:
+        raise ModelLoadError(f"Cannot read '{path}': {exc}") from exc
+    if magic != b"GGUF":
+        raise ModelLoadError(f"'{path}' is not a GGUF file (it does not start with 'GGUF').")
+
+
+def _convert_gguf(path: Path, digest: str, cache: Path, task: TaskState) -> tuple[Any, Any, Path]:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder, name = str(path.parent), path.name
+    task.progress(0.02, "Reading GGUF tokenizer (first load only)")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+        task.progress(0.2, "Converting GGUF weights (first load only)")
+        with transformers_progress(task.sub(0.2, 0.85)):
+            model = AutoModelForCausalLM.from_pretrained(
+                folder, gguf_file=name, attn_implementation="eager", dtype=torch.float32
+            )
+    except (Cancelled, ExplorerError):
+        raise
+    except Exception as exc:
+        raise ModelLoadError(
+            f"Could not read the GGUF file '{path}' (corrupt, truncated or an unsupported "
+            f"architecture): {_short(exc)}"
+        ) from exc
+    task.progress(0.86, "Saving converted model to the cache")
+    try:
+        with transformers_progress(task.sub(0.86, 1.0)):
+            gguf_cache.save_converted(model, tokenizer, cache, path, digest)
+    except OSError:
+        pass  # a read-only cache only costs speed next time
+    return model, tokenizer, cache
+
+
+def check_attentions_available(loaded: LoadedModel) -> None:
+    """Run one token with output_attentions=True; raise if the model returns no weights."""
+    import torch
+
+    ids = torch.tensor([[loaded.tokenizer.all_special_ids[0] if loaded.tokenizer.all_special_ids else 0]])
+    try:
+        with torch.inference_mode():
+            out = loaded.model(input_ids=ids, output_attentions=True)
+    except Exception as exc:
+        raise AttentionUnavailableError(
+            f"The model '{loaded.info.name}' fails when asked for attention weights: {_short(exc)}"
+        ) from exc
+    attentions = getattr(out, "attentions", None)
+    if not attentions or any(a is None for a in attentions):
+        raise AttentionUnavailableError(
+            f"The model '{loaded.info.name}' does not return attention weights with its attention "
+            f"implementation ('{getattr(loaded.model.config, '_attn_implementation', '?')}'). "
+            "Attention Explorer needs the eager implementation."
+        )

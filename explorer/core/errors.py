@@ -1,0 +1,38 @@
+"""Errors a user can act on: shown as a message (GUI) or on stderr with exit code 2 (CLI)."""
+
+from __future__ import annotations
+
+
+class ExplorerError(Exception):
+    """A problem with the user's input or environment, explained in plain words."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ModelNotFoundError(ExplorerError):
+    """The model name, path or hub id cannot be resolved to anything on this machine."""
+
+
+class ModelLoadError(ExplorerError):
+    """The model files exist but cannot be read (corrupt, truncated, unsupported)."""
+
+
+class UnsafeModelError(ExplorerError):
+    """Loading would run code (trust_remote_code) or unpickle weights without consent."""
+
+
+class PromptError(ExplorerError):
+    """The prompt cannot be analysed (empty, longer than the context window)."""
+
+
+class AttentionUnavailableError(ExplorerError):
+    """The model's attention implementation does not return attention weights."""
+
+
+class Cancelled(Exception):
+    """Raised inside long work when the user asked to cancel it."""

@@ -1,0 +1,120 @@
+"""The engine's file formats: the ``.npz`` archive and the JSON views of a run.
+
+Array names in the archive are a contract with users' notebooks:
+token_ids, tokens, offsets, attentions, topk_ids, topk_probs, topk_logits,
+topk_tokens, positional, positional_kind, model_info, prompt, timings.
+Strings are stored as numpy unicode arrays, so ``np.load(path)`` works with
+the default ``allow_pickle=False``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from explorer.core.types import ModelInfo, RunResult
+
+FORMAT_VERSION = 1
+
+
+def _str_array(values: Any) -> np.ndarray:
+    array = np.array(values, dtype=str)
+    return array
+
+
+def save_npz(result: RunResult, path: str | Path) -> Path:
+    """Write a run as an uncompressed NumPy archive; returns the path written."""
+    path = Path(path)
+    if path.parent and not path.parent.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+    topk_tokens = _str_array(result.topk_tokens) if result.top_k else np.zeros(
+        (result.num_tokens, 0), dtype="<U1"
+    )
+    with path.open("wb") as handle:
+        np.savez(
+            handle,
+            token_ids=result.token_ids,
+            tokens=_str_array(result.tokens),
+            offsets=result.offsets,
+            attentions=result.attentions,
+            topk_ids=result.topk_ids,
+            topk_probs=result.topk_probs,
+            topk_logits=result.topk_logits,
+            topk_tokens=topk_tokens,
+            positional=result.positional,
+            positional_kind=np.array(result.positional_kind),
+            model_info=np.array(result.model_info.to_json()),
+            prompt=np.array(result.prompt),
+            timings=np.array(json.dumps(result.timings)),
+            format_version=np.array(FORMAT_VERSION, dtype=np.int64),
+        )
+    return path
+
+
+def load_npz(path: str | Path) -> RunResult:
+    """Read an archive written by :func:`save_npz` back into a RunResult."""
+    with np.load(Path(path), allow_pickle=False) as data:
+        return RunResult(
+            prompt=str(data["prompt"]),
+            token_ids=data["token_ids"],
+            tokens=tuple(str(t) for t in data["tokens"]),
+            offsets=data["offsets"],
+            attentions=data["attentions"],
+            topk_ids=data["topk_ids"],
+            topk_probs=data["topk_probs"],
+            topk_logits=data["topk_logits"],
+            topk_tokens=tuple(tuple(str(t) for t in row) for row in data["topk_tokens"]),
+            positional=data["positional"],
+            positional_kind=str(data["positional_kind"]),
+            model_info=ModelInfo.from_json(str(data["model_info"])),
+            timings=json.loads(str(data["timings"])),
+        )
+
+
+def _top_after_last(result: RunResult, n: int) -> list[dict[str, Any]]:
+    if not result.top_k:
+        return []
+    last = result.num_tokens - 1
+    return [
+        {
+            "id": int(result.topk_ids[last, i]),
+            "token": result.topk_tokens[last][i],
+            "prob": round(float(result.topk_probs[last, i]), 6),
+        }
+        for i in range(min(n, result.top_k))
+    ]
+
+
+def summary_dict(result: RunResult) -> dict[str, Any]:
+    """The short JSON summary the CLI prints: tokens, top-5 after the last token, timings."""
+    return {
+        "model": result.model_info.name,
+        "num_tokens": result.num_tokens,
+        "tokens": list(result.tokens),
+        "top5_next": _top_after_last(result, 5),
+        "attentions_shape": list(result.attentions.shape),
+        "positional_kind": result.positional_kind,
+        "timings": {k: round(v, 4) for k, v in result.timings.items()},
+    }
+
+
+def full_dict(result: RunResult) -> dict[str, Any]:
+    """Every array of the run as JSON-ready lists (large: T*T*L*H attention values)."""
+    return {
+        "prompt": result.prompt,
+        "model_info": json.loads(result.model_info.to_json()),
+        "token_ids": result.token_ids.tolist(),
+        "tokens": list(result.tokens),
+        "offsets": result.offsets.tolist(),
+        "attentions": result.attentions.astype(np.float32).round(5).tolist(),
+        "topk_ids": result.topk_ids.tolist(),
+        "topk_probs": result.topk_probs.tolist(),
+        "topk_logits": result.topk_logits.tolist(),
+        "topk_tokens": [list(row) for row in result.topk_tokens],
+        "positional": result.positional.tolist(),
+        "positional_kind": result.positional_kind,
+        "timings": result.timings,
+    }

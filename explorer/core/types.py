@@ -1,0 +1,121 @@
+"""Frozen records that cross threads: model description and one analysis run.
+
+Every array is numpy and read-only once inside a record.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+PositionalKind = Literal["rotary", "learned", "sinusoidal", "alibi", "none"]
+POSITIONAL_KINDS: tuple[str, ...] = ("rotary", "learned", "sinusoidal", "alibi", "none")
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the panels and exports say about a loaded model."""
+
+    name: str
+    architecture: str
+    layers: int
+    heads: int
+    kv_heads: int
+    hidden_size: int
+    vocab_size: int
+    context_length: int
+    positional_kind: str
+    causal: bool
+    dtype: str = "float32"
+    rope_base: float | None = None
+    rope_dims: int | None = None
+    head_dim: int | None = None
+    piece_style: str = "byte_level"
+    source: str = ""
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> ModelInfo:
+        data = json.loads(text)
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    @property
+    def group_size(self) -> int:
+        """Query heads per key/value head (1 without grouped-query attention)."""
+        return max(1, self.heads // max(1, self.kv_heads))
+
+
+def _frozen(array: np.ndarray, dtype: Any) -> np.ndarray:
+    out = np.ascontiguousarray(array, dtype=dtype)
+    out.setflags(write=False)
+    return out
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """One prompt through one model.
+
+    token_ids:   int64[T]
+    tokens:      str[T]           token pieces as the tokenizer shows them ("Ġthe")
+    offsets:     int64[T, 2]      character span in the prompt, [-1, -1] for special tokens
+    attentions:  float16[L, H, T, T]  rows = query position, columns = key position
+    topk_ids:    int64[T, K]      next-token candidates after each position (K = 0 for encoders)
+    topk_probs:  float32[T, K]
+    topk_logits: float32[T, K]
+    topk_tokens: str[T, K]        the candidates as token pieces
+    positional:  float32[P, D]    the model's real positional scheme for positions 0..T-1
+    """
+
+    prompt: str
+    token_ids: np.ndarray
+    tokens: tuple[str, ...]
+    offsets: np.ndarray
+    attentions: np.ndarray
+    topk_ids: np.ndarray
+    topk_probs: np.ndarray
+    topk_logits: np.ndarray
+    topk_tokens: tuple[tuple[str, ...], ...]
+    positional: np.ndarray
+    positional_kind: str
+    model_info: ModelInfo
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        conversions = {
+            "token_ids": np.int64,
+            "offsets": np.int64,
+            "attentions": np.float16,
+            "topk_ids": np.int64,
+            "topk_probs": np.float32,
+            "topk_logits": np.float32,
+            "positional": np.float32,
+        }
+        for name, dtype in conversions.items():
+            object.__setattr__(self, name, _frozen(getattr(self, name), dtype))
+        object.__setattr__(self, "tokens", tuple(self.tokens))
+        object.__setattr__(self, "topk_tokens", tuple(tuple(row) for row in self.topk_tokens))
+        n = len(self.tokens)
+        if self.token_ids.shape != (n,) or self.offsets.shape != (n, 2):
+            raise ValueError("token_ids, tokens and offsets disagree on the token count")
+        if self.attentions.ndim != 4 or self.attentions.shape[2:] != (n, n):
+            raise ValueError(f"attentions must be [L, H, {n}, {n}], got {self.attentions.shape}")
+        if self.positional_kind not in POSITIONAL_KINDS:
+            raise ValueError(f"unknown positional kind {self.positional_kind!r}")
+
+    @property
+    def num_tokens(self) -> int:
+        return len(self.tokens)
+
+    @property
+    def top_k(self) -> int:
+        return int(self.topk_ids.shape[1]) if self.topk_ids.ndim == 2 else 0
+
+    @property
+    def has_next_token(self) -> bool:
+        return self.top_k > 0
