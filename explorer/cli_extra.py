@@ -1,4 +1,8 @@
-"""Sub-commands added by later features (few-shot evaluation, generation)."""
+"""Sub-commands that live in their own modules (few-shot evaluation, generation).
+
+Each module exposes ``register(sub, add_model_options, add_prompt_options)`` which
+adds its sub-parser and returns {command name: handler}.
+"""
 
 from __future__ import annotations
 
@@ -10,4 +14,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
 
 
 def add_commands(sub: Any, add_model_options: Callable, add_prompt_options: Callable) -> None:
-    return None
+    from explorer import cli_fewshot, cli_generate
+
+    for module in (cli_fewshot, cli_generate):
+        COMMANDS.update(module.register(sub, add_model_options, add_prompt_options))

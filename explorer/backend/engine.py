@@ -71,9 +71,14 @@ def analyze(
     forward_s = time.perf_counter() - forward_started
     task.progress(0.8, "Collecting attention")
     attentions = _attentions_to_float16(outputs.attentions, info.name)
-    topk = _next_token_topk(loaded, outputs, top_k) if info.causal else None
-    del outputs
     num = len(ids)
+    topk = _next_token_topk(loaded, outputs, top_k) if info.causal else None
+    if info.causal:
+        last_probs, actual_probs, actual_ranks = _actual_next(outputs, ids)
+    else:
+        last_probs = np.zeros(0, np.float32)
+        actual_probs, actual_ranks = np.full(num, np.nan, np.float32), np.full(num, -1, np.int64)
+    del outputs
     if topk is None:
         topk_ids = np.zeros((num, 0), np.int64)
         topk_probs = np.zeros((num, 0), np.float32)
@@ -100,6 +105,9 @@ def analyze(
         positional_kind=info.positional_kind,
         model_info=info,
         timings={"forward_s": forward_s, "run_s": time.perf_counter() - started},
+        last_probs=last_probs,
+        actual_next_probs=actual_probs,
+        actual_next_ranks=actual_ranks,
     )
 
 
@@ -129,3 +137,22 @@ def _next_token_topk(loaded: LoadedModel, outputs: Any, k: int,
     log_norm = torch.logsumexp(logits, dim=-1, keepdim=True)
     top_probs = torch.exp(top_logits - log_norm)
     return top_ids.numpy().astype(np.int64), top_probs.numpy(), top_logits.numpy()
+
+
+def _actual_next(outputs: Any, ids: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """float32[V] distribution after the last token; float32[T] probability and int64[T]
+    1-based rank of the prompt's own next token after each position (NaN / -1 at the end)."""
+    import torch
+
+    logits = outputs.logits[0].float()
+    log_probs = torch.log_softmax(logits, dim=-1)
+    last_probs = log_probs[-1].exp().numpy().astype(np.float32)
+    num = len(ids)
+    probs = np.full(num, np.nan, np.float32)
+    ranks = np.full(num, -1, np.int64)
+    if num > 1:
+        following = torch.tensor(ids[1:], dtype=torch.long)[:, None]
+        chosen = log_probs[:-1].gather(1, following)
+        probs[:-1] = chosen[:, 0].exp().numpy()
+        ranks[:-1] = ((log_probs[:-1] > chosen).sum(dim=-1) + 1).numpy()
+    return last_probs, probs, ranks

@@ -2,7 +2,8 @@
 
 Array names in the archive are a contract with users' notebooks:
 token_ids, tokens, offsets, attentions, topk_ids, topk_probs, topk_logits,
-topk_tokens, positional, positional_kind, model_info, prompt, timings.
+topk_tokens, positional, positional_kind, model_info, prompt, timings,
+last_probs, actual_next_probs, actual_next_ranks.
 Strings are stored as numpy unicode arrays, so ``np.load(path)`` works with
 the default ``allow_pickle=False``.
 """
@@ -49,6 +50,9 @@ def save_npz(result: RunResult, path: str | Path) -> Path:
             model_info=np.array(result.model_info.to_json()),
             prompt=np.array(result.prompt),
             timings=np.array(json.dumps(result.timings)),
+            last_probs=result.last_probs,
+            actual_next_probs=result.actual_next_probs,
+            actual_next_ranks=result.actual_next_ranks,
             format_version=np.array(FORMAT_VERSION, dtype=np.int64),
         )
     return path
@@ -71,6 +75,9 @@ def load_npz(path: str | Path) -> RunResult:
             positional_kind=str(data["positional_kind"]),
             model_info=ModelInfo.from_json(str(data["model_info"])),
             timings=json.loads(str(data["timings"])),
+            last_probs=data["last_probs"],
+            actual_next_probs=data["actual_next_probs"],
+            actual_next_ranks=data["actual_next_ranks"],
         )
 
 

@@ -70,6 +70,10 @@ class RunResult:
     topk_logits: float32[T, K]
     topk_tokens: str[T, K]        the candidates as token pieces
     positional:  float32[P, D]    the model's real positional scheme for positions 0..T-1
+    last_probs:  float32[V]       full next-token distribution after the last token (V = 0 for encoders)
+    actual_next_probs: float32[T] probability the model gave the prompt's own next token
+                                  (NaN at the last position and for encoders)
+    actual_next_ranks: int64[T]   its 1-based rank in the full distribution (-1 where undefined)
     """
 
     prompt: str
@@ -85,6 +89,9 @@ class RunResult:
     positional_kind: str
     model_info: ModelInfo
     timings: dict[str, float] = field(default_factory=dict)
+    last_probs: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    actual_next_probs: np.ndarray | None = None
+    actual_next_ranks: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         conversions = {
@@ -95,12 +102,19 @@ class RunResult:
             "topk_probs": np.float32,
             "topk_logits": np.float32,
             "positional": np.float32,
+            "last_probs": np.float32,
         }
+        n = len(self.tokens)
+        if self.actual_next_probs is None:
+            object.__setattr__(self, "actual_next_probs", np.full(n, np.nan, np.float32))
+        if self.actual_next_ranks is None:
+            object.__setattr__(self, "actual_next_ranks", np.full(n, -1, np.int64))
+        conversions["actual_next_probs"] = np.float32
+        conversions["actual_next_ranks"] = np.int64
         for name, dtype in conversions.items():
             object.__setattr__(self, name, _frozen(getattr(self, name), dtype))
         object.__setattr__(self, "tokens", tuple(self.tokens))
         object.__setattr__(self, "topk_tokens", tuple(tuple(row) for row in self.topk_tokens))
-        n = len(self.tokens)
         if self.token_ids.shape != (n,) or self.offsets.shape != (n, 2):
             raise ValueError("token_ids, tokens and offsets disagree on the token count")
         if self.attentions.ndim != 4 or self.attentions.shape[2:] != (n, n):

@@ -1,0 +1,111 @@
+"""Tiny random transformers models built from configs in memory, with an in-memory
+byte-level BPE tokenizer: no files, no network, milliseconds to build."""
+
+from __future__ import annotations
+
+from functools import cache
+
+CORPUS = [
+    "Classify this review: I loved this movie! Sentiment: Positive",
+    "Classify this review: I don't like this chair. Sentiment: Negative",
+    "The cat sat on the mat. The dog sat on the log.",
+    "Attention is all you need. Transformers attend to every token.",
+    "Héllo wörld, naïve café — emoji 🙂 and symbols ∑ ≠ →.",
+]
+
+
+@cache
+def byte_level_tokenizer(vocab_size: int = 300):
+    """A PreTrainedTokenizerFast with a byte-level BPE trained on CORPUS (causal models)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.post_processor = processors.ByteLevel(trim_offsets=True)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=["<|endoftext|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    tok.train_from_iterator(CORPUS, trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>",
+                                   bos_token="<|endoftext|>", unk_token="<|endoftext|>")
+
+
+@cache
+def wordpiece_tokenizer():
+    """A BERT-style WordPiece tokenizer ([CLS] … [SEP]) trained on CORPUS."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    trainer = trainers.WordPieceTrainer(
+        vocab_size=200, special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    )
+    tok.train_from_iterator(CORPUS, trainer)
+    cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)]
+    )
+    return PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]",
+                                   cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]")
+
+
+def _seeded(builder):
+    import torch
+
+    torch.manual_seed(0)
+    model = builder()
+    model.eval()
+    return model
+
+
+def tiny_gpt2(n_positions: int = 64):
+    """GPT-2: learned absolute positions, 2 layers x 4 heads."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    vocab = len(byte_level_tokenizer())
+    config = GPT2Config(vocab_size=vocab, n_positions=n_positions, n_embd=32, n_layer=2, n_head=4, bos_token_id=0, eos_token_id=0,
+                        attn_implementation="eager")
+    return _seeded(lambda: GPT2LMHeadModel(config))
+
+
+def tiny_llama(max_positions: int = 128):
+    """Llama: RoPE, grouped-query attention (4 query heads share 2 key/value heads), 3 layers."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    vocab = len(byte_level_tokenizer())
+    config = LlamaConfig(vocab_size=vocab, hidden_size=32, intermediate_size=64,
+                         num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=2,
+                         max_position_embeddings=max_positions, rope_theta=10000.0,
+                         attn_implementation="eager", tie_word_embeddings=False,
+                         bos_token_id=0, eos_token_id=0, pad_token_id=None)
+    return _seeded(lambda: LlamaForCausalLM(config))
+
+
+def tiny_bert():
+    """BERT encoder: bidirectional attention, learned positions, 2 layers x 2 heads."""
+    from transformers import BertConfig, BertModel
+
+    vocab = len(wordpiece_tokenizer())
+    config = BertConfig(vocab_size=vocab, hidden_size=32, num_hidden_layers=2,
+                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=64,
+                        attn_implementation="eager")
+    return _seeded(lambda: BertModel(config))
+
+
+def loaded(kind: str):
+    """A LoadedModel for "gpt2", "llama" or "bert"."""
+    from explorer.backend.loader import LoadedModel
+
+    if kind == "gpt2":
+        return LoadedModel.from_objects(tiny_gpt2(), byte_level_tokenizer(), "tiny-gpt2")
+    if kind == "llama":
+        return LoadedModel.from_objects(tiny_llama(), byte_level_tokenizer(), "tiny-llama")
+    if kind == "bert":
+        return LoadedModel.from_objects(tiny_bert(), wordpiece_tokenizer(), "tiny-bert")
+    raise ValueError(kind)
