@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Any
@@ -89,10 +90,8 @@ def hub_cache_catalog() -> list[dict[str, Any]]:
         for revision in repo.revisions:
             config = revision.snapshot_path / "config.json"
             if config.is_file():
-                try:
+                with contextlib.suppress(OSError, json.JSONDecodeError):
                     row.update(_describe_config(json.loads(config.read_text())))
-                except (OSError, json.JSONDecodeError):
-                    pass
                 break
         rows.append(row)
     return rows
