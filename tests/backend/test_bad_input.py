@@ -1,0 +1,162 @@
+"""Every kind of bad input gives a clear message and exit code 2, never a traceback."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from explorer.backend.embedded import EMBEDDED_MODELS
+from explorer.backend.engine import analyze
+from explorer.backend.loader import LoadedModel, check_attentions_available, load_model
+from explorer.cli import main
+from explorer.core.errors import AttentionUnavailableError, ModelLoadError, UnsafeModelError
+from tests.support import tiny_models
+
+
+def run_cli(capsys, *args):
+    code = main(["analyze", *args])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_tiny_folder_analyzes_from_the_cli(tiny_gpt2_folder, tmp_path, capsys):
+    code, out, err = run_cli(capsys, "--model", str(tiny_gpt2_folder), "--prompt", "The cat sat",
+                             "--out", str(tmp_path / "r.npz"), "--top-k", "3")
+    assert code == 0, err
+    summary = json.loads(out)
+    assert summary["tokens"][0] == "The" and len(summary["top5_next"]) == 3
+    assert set(summary["timings"]) >= {"load_s", "run_s"}
+    with np.load(tmp_path / "r.npz") as data:
+        assert data["topk_ids"].shape == (summary["num_tokens"], 3)
+
+
+def test_json_flag_prints_every_array(tiny_gpt2_folder, tmp_path, capsys):
+    code, out, _ = run_cli(capsys, "--model", str(tiny_gpt2_folder), "--prompt", "The cat",
+                           "--out", str(tmp_path / "r.npz"), "--json")
+    assert code == 0
+    full = json.loads(out)
+    assert np.asarray(full["attentions"]).shape[2:] == (len(full["tokens"]),) * 2
+
+
+def test_unknown_model_lists_the_embedded_ones(tmp_path, capsys):
+    code, _, err = run_cli(capsys, "--model", "no-such-model", "--prompt", "x", "--out", str(tmp_path / "r.npz"))
+    assert code == 2
+    assert "Unknown model 'no-such-model'" in err
+    for alias in EMBEDDED_MODELS:
+        assert alias in err
+
+
+def test_uncached_hub_id_says_offline(tmp_path, capsys):
+    code, _, err = run_cli(capsys, "--model", "someone/not-cached-model", "--prompt", "x",
+                           "--out", str(tmp_path / "r.npz"))
+    assert code == 2 and "not in the local Hugging Face cache" in err and "offline" in err
+
+
+def test_missing_path(tmp_path, capsys):
+    code, _, err = run_cli(capsys, "--model", str(tmp_path / "gone.gguf"), "--prompt", "x",
+                           "--out", str(tmp_path / "r.npz"))
+    assert code == 2 and "No such file" in err
+
+
+def test_file_that_is_not_gguf(tmp_path, capsys):
+    bad = tmp_path / "fake.gguf"
+    bad.write_bytes(b"PK\x03\x04 not a gguf")
+    code, _, err = run_cli(capsys, "--model", str(bad), "--prompt", "x", "--out", str(tmp_path / "r.npz"))
+    assert code == 2 and "not a GGUF file" in err
+
+
+def test_truncated_gguf(tmp_path, capsys):
+    source = EMBEDDED_MODELS["smollm2"].locate()
+    if source is None:
+        pytest.skip("embedded SmolLM2 wheel not installed")
+    truncated = tmp_path / "truncated.gguf"
+    with source.open("rb") as handle:
+        truncated.write_bytes(handle.read(2_000_000))
+    code, _, err = run_cli(capsys, "--model", str(truncated), "--prompt", "x", "--out", str(tmp_path / "r.npz"))
+    assert code == 2 and "Could not read the GGUF file" in err
+
+
+def test_corrupt_safetensors(tiny_gpt2_folder, tmp_path, capsys):
+    folder = tmp_path / "corrupt"
+    shutil.copytree(tiny_gpt2_folder, folder)
+    weights = folder / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    code, _, err = run_cli(capsys, "--model", str(folder), "--prompt", "x", "--out", str(tmp_path / "r.npz"))
+    assert code == 2 and "Could not load" in err
+
+
+def test_empty_prompt_and_empty_prompt_file(tiny_gpt2_folder, tmp_path, capsys):
+    code, _, err = run_cli(capsys, "--model", str(tiny_gpt2_folder), "--prompt", "", "--out", str(tmp_path / "r.npz"))
+    assert code == 2 and "empty" in err
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    code, _, err = run_cli(capsys, "--model", str(tiny_gpt2_folder), "--prompt-file", str(empty),
+                           "--out", str(tmp_path / "r.npz"))
+    assert code == 2 and "empty" in err
+
+
+def test_prompt_past_the_context_window(tiny_gpt2_folder, tmp_path, capsys):
+    long_prompt = "The cat sat on the mat. " * 40  # far more than the 64 positions
+    code, _, err = run_cli(capsys, "--model", str(tiny_gpt2_folder), "--prompt", long_prompt,
+                           "--out", str(tmp_path / "r.npz"))
+    assert code == 2 and "context window of 64 tokens" in err
+    assert not (tmp_path / "r.npz").exists()
+
+
+def test_remote_code_refused_unless_opted_in(tiny_gpt2_folder, tmp_path, capsys):
+    folder = tmp_path / "remote"
+    shutil.copytree(tiny_gpt2_folder, folder)
+    config = json.loads((folder / "config.json").read_text())
+    config["auto_map"] = {"AutoModelForCausalLM": "evil.EvilModel"}
+    (folder / "config.json").write_text(json.dumps(config))
+    (folder / "evil.py").write_text("raise SystemExit('remote code ran')\n")
+    code, _, err = run_cli(capsys, "--model", str(folder), "--prompt", "x", "--out", str(tmp_path / "r.npz"))
+    assert code == 2 and "--trust-remote-code" in err
+
+
+def test_pickle_weights_refused_unless_allowed(tmp_path, capsys):
+    folder = tmp_path / "pickled"
+    model = tiny_models.tiny_gpt2()
+    model.config.architectures = ["GPT2LMHeadModel"]
+    torch.save(model.state_dict(), folder.mkdir() or folder / "pytorch_model.bin")
+    model.config.save_pretrained(folder)
+    tiny_models.byte_level_tokenizer().save_pretrained(folder)
+    with pytest.raises(UnsafeModelError, match="--allow-pickle"):
+        load_model(str(folder))
+    code, _, err = run_cli(capsys, "--model", str(folder), "--prompt", "x", "--out", str(tmp_path / "r.npz"))
+    assert code == 2 and "pickle" in err
+    code, _, err = run_cli(capsys, "--model", str(folder), "--prompt", "The cat", "--allow-pickle",
+                           "--out", str(tmp_path / "r.npz"))
+    assert code == 0, err
+
+
+def test_attention_implementation_without_weights_is_reported():
+    model = tiny_models.tiny_llama()
+    model.set_attn_implementation("sdpa")
+    lm = LoadedModel.from_objects(model, tiny_models.byte_level_tokenizer(), "sdpa-llama")
+    with pytest.raises(AttentionUnavailableError, match="eager"):
+        check_attentions_available(lm)
+    with pytest.raises(AttentionUnavailableError):
+        analyze(lm, "The cat")
+
+
+def test_folder_without_weights(tmp_path):
+    folder = tmp_path / "noweights"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"model_type": "gpt2"}))
+    with pytest.raises(ModelLoadError, match="No weights"):
+        load_model(str(folder))
+
+
+def test_no_traceback_reaches_the_user(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "explorer", "analyze", "--model", "nope", "--prompt", "x",
+         "--out", str(tmp_path / "r.npz")],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error: ") and "Traceback" not in proc.stderr
