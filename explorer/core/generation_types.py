@@ -220,18 +220,20 @@ class GenerationResult:
 
     # ---- next-token view of every position -----------------------------------
 
-    def next_topk(self, position: int) -> tuple[np.ndarray, tuple[str, ...], np.ndarray]:
-        """Raw next-token candidates after ``position``: (int64[K] ids, tokens, float32[K])."""
+    def next_topk(self, position: int,
+                  ) -> tuple[np.ndarray, tuple[str, ...], np.ndarray, np.ndarray]:
+        """Raw next-token candidates after ``position`` (the next-token bars):
+        (int64[K] ids, tokens, float32[K] probs, float32[K] logits)."""
         p = self.num_prompt_tokens
-        if position < p - 1 or (position == p - 1 and not self.steps):
-            if position < p - 1 or not self.steps:
-                return (self.prompt_topk_ids[position], self.prompt_topk_tokens[position],
-                        self.prompt_topk_probs[position])
+        if position < p - 1:
+            return (self.prompt_topk_ids[position], self.prompt_topk_tokens[position],
+                    self.prompt_topk_probs[position], self.prompt_topk_logits[position])
         following = position - p + 1
         if following < self.num_generated:
             step = self.steps[following]
-            return step.raw_top_ids, step.raw_top_tokens, step.raw_top_probs
-        return self.final_topk_ids, self.final_topk_tokens, self.final_topk_probs
+            return step.raw_top_ids, step.raw_top_tokens, step.raw_top_probs, step.raw_top_logits
+        return (self.final_topk_ids, self.final_topk_tokens, self.final_topk_probs,
+                self.final_topk_logits)
 
     def to_run_result(self) -> RunResult:
         """The whole sequence as a RunResult, so every analysis panel can show it.
@@ -243,18 +245,7 @@ class GenerationResult:
         k = self.prompt_topk_ids.shape[1] if self.prompt_topk_ids.ndim == 2 else 0
         rows_ids, rows_probs, rows_logits, rows_tokens = [], [], [], []
         for position in range(t):
-            if position < p - 1 or (position == p - 1 and not self.steps):
-                ids = self.prompt_topk_ids[position]
-                probs = self.prompt_topk_probs[position]
-                logits = self.prompt_topk_logits[position]
-                tokens = self.prompt_topk_tokens[position]
-            elif position - p + 1 < self.num_generated:
-                step = self.steps[position - p + 1]
-                ids, probs, logits = step.raw_top_ids, step.raw_top_probs, step.raw_top_logits
-                tokens = step.raw_top_tokens
-            else:
-                ids, probs = self.final_topk_ids, self.final_topk_probs
-                logits, tokens = self.final_topk_logits, self.final_topk_tokens
+            ids, tokens, probs, logits = self.next_topk(position)
             rows_ids.append(ids[:k])
             rows_probs.append(probs[:k])
             rows_logits.append(logits[:k])
