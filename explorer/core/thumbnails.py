@@ -1,0 +1,62 @@
+"""Downsampling attention maps into one mosaic image for the layer x head grid."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def pool_max(square: np.ndarray, size: int) -> np.ndarray:
+    """Max-pool float[T, T] to at most float32[size, size] (keeps thin bright lines visible)."""
+    t = square.shape[0]
+    if t <= size:
+        return np.asarray(square, dtype=np.float32)
+    edges = np.linspace(0, t, size + 1).astype(int)
+    rows = np.maximum.reduceat(np.asarray(square, dtype=np.float32), edges[:-1], axis=0)
+    return np.maximum.reduceat(rows, edges[:-1], axis=1)
+
+
+def mosaic(attentions: np.ndarray, cell: int, gap: int = 1, group_gap: int = 0,
+           group_size: int = 1) -> tuple[np.ndarray, int]:
+    """All maps of float16[L, H, T, T] as one float32 image [L*(c+gap), H*(c+gap) + extra].
+
+    Each map is max-pooled to ``c = min(T, cell)`` pixels and scaled by its own maximum
+    so every head is readable. Heads that share a key/value head (``group_size``) are
+    separated by ``group_gap`` extra pixels. Returns (image, c). Gaps are NaN
+    (drawn as background).
+    """
+    layers, heads, t, _ = attentions.shape
+    c = min(t, cell)
+    groups = max(1, heads // max(1, group_size))
+    width = heads * (c + gap) + (groups - 1) * group_gap
+    image = np.full((layers * (c + gap), width), np.nan, dtype=np.float32)
+    for layer in range(layers):
+        for head in range(heads):
+            tile = pool_max(attentions[layer, head], c)
+            peak = float(tile.max())
+            if peak > 0:
+                tile = tile / peak
+            y, x = tile_origin(layer, head, c, gap, group_gap, group_size)
+            image[y : y + c, x : x + c] = tile
+    return image, c
+
+
+def tile_origin(layer: int, head: int, c: int, gap: int, group_gap: int, group_size: int,
+                ) -> tuple[int, int]:
+    """Top-left pixel (row, column) of a head's tile in the mosaic."""
+    group = head // max(1, group_size)
+    return layer * (c + gap), head * (c + gap) + group * group_gap
+
+
+def tile_at(row: float, col: float, layers: int, heads: int, c: int, gap: int, group_gap: int,
+            group_size: int) -> tuple[int, int] | None:
+    """(layer, head) of the tile under a mosaic pixel, or None over a gap / outside."""
+    if row < 0 or col < 0:
+        return None
+    layer = int(row // (c + gap))
+    if layer >= layers:
+        return None
+    for head in range(heads):
+        _, x = tile_origin(layer, head, c, gap, group_gap, group_size)
+        if x <= col < x + c + gap:
+            return layer, head
+    return None

@@ -1,0 +1,102 @@
+"""QApplication bootstrap, and the headless capture mode (--screenshot)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication
+
+from explorer.gui.main_window import MainWindow
+from explorer.gui.plotting import configure_pyqtgraph
+from explorer.gui.run_view import RunView
+
+SCREENSHOT_TIMEOUT_MS = 10 * 60 * 1000
+
+
+def application() -> QApplication:
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("Attention Explorer")
+    app.setOrganizationName("AttentionExplorer")
+    configure_pyqtgraph()
+    return app  # type: ignore[return-value]
+
+
+class ScreenshotRun:
+    """Open, run, apply the selection, save the window as PNG, exit. Exit code 2 on failure."""
+
+    def __init__(self, window: MainWindow, args: argparse.Namespace, out: Path) -> None:
+        self.window, self.args, self.out = window, args, out
+        self.exit_code = 2
+        self._applied = False
+        window.run_displayed.connect(self._on_displayed)
+        window.controller.error.connect(self._fail)
+        QTimer.singleShot(SCREENSHOT_TIMEOUT_MS, lambda: self._fail("timed out"))
+
+    def _on_displayed(self, view: RunView) -> None:
+        c = self.window.controller
+        if not self._applied:
+            self._applied = True
+            info, n = view.result.model_info, view.result.num_tokens
+            a = self.args
+            for name, value, limit in (("--select-token", a.select_token, n),
+                                       ("--layer", a.layer, info.layers), ("--head", a.head, info.heads)):
+                if value is not None and not 0 <= value < limit:
+                    self._fail(f"{name} {value} is out of range (0..{limit - 1}).")
+                    return
+            if a.layer is not None or a.head is not None:
+                c.select_head(a.layer if a.layer is not None else 0, a.head if a.head is not None else 0)
+            if a.select_token is not None:
+                c.select_token(a.select_token)
+            QTimer.singleShot(300, self._save)  # let the panels paint once
+
+    def _save(self) -> None:
+        QApplication.processEvents()
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        if self.window.grab().save(str(self.out), "PNG"):
+            print(f"saved {self.out}", file=sys.stderr)
+            self.exit_code = 0
+        else:
+            print(f"error: could not write {self.out}", file=sys.stderr)
+        QApplication.instance().quit()
+
+    def _fail(self, message: str) -> None:
+        if self.exit_code == 0:
+            return
+        print(f"error: {message}", file=sys.stderr)
+        self.exit_code = 2
+        QTimer.singleShot(0, QApplication.instance().quit)  # leave the signal handler first
+
+
+def choose_platform(screenshot: bool) -> str | None:
+    """Pick Qt's platform when there is no screen; returns an error message or None."""
+    if os.environ.get("QT_QPA_PLATFORM") or os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"):
+        return None
+    if screenshot or sys.platform in ("win32", "darwin"):
+        if screenshot:
+            os.environ["QT_QPA_PLATFORM"] = "offscreen"
+        return None
+    return ("no display found (DISPLAY is not set). Run under a desktop session or Xvfb "
+            "(xvfb-run attention-explorer), or use --screenshot OUT.png for a headless capture.")
+
+
+def run_gui(args: argparse.Namespace, prompt: str | None) -> int:
+    problem = choose_platform(bool(args.screenshot))
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    app = application()
+    window = MainWindow()
+    window.prompt_panel.set_text(prompt if prompt is not None else window.last_prompt())
+    capture = ScreenshotRun(window, args, args.screenshot) if args.screenshot else None
+    window.show()
+    window.load_model(args.model, trust_remote_code=args.trust_remote_code, allow_pickle=args.allow_pickle)
+    window.controller.run_prompt(window.prompt_panel.text())
+    code = app.exec()
+    if capture is not None:
+        window.close()
+        return capture.exit_code
+    return code

@@ -1,0 +1,196 @@
+"""The controller: owns the selection and the current run; wires panels to the worker.
+
+Panels emit intents (select a token, a head, change an option, run a prompt); the
+controller updates the one Selection and re-broadcasts. Every request to the worker
+carries an id; results with an older id than the newest request are dropped.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import QObject, Signal
+
+from explorer.core.selection import Selection
+from explorer.core.types import ModelInfo, RunResult
+from explorer.gui.run_view import RunView
+from explorer.gui.worker import EngineWorker, WorkerThread
+
+DEFAULT_TOP_K = 20
+
+
+class Controller(QObject):
+    selection_changed = Signal(object)  # Selection
+    run_changed = Signal(object)  # RunView
+    model_changed = Signal(object)  # ModelInfo
+    load_state = Signal(bool, float, str)  # loading, fraction, stage
+    running_changed = Signal(bool)
+    error = Signal(str)  # a message for the user
+    status = Signal(str)  # a transient status line
+
+    # queued requests to the worker thread
+    _load_requested = Signal(int, str, object)
+    _run_requested = Signal(int, str, int)
+
+    def __init__(self, worker: EngineWorker | None = None, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.worker = worker or EngineWorker()
+        self.thread = WorkerThread(self.worker)
+        self._load_requested.connect(self.worker.load)
+        self._run_requested.connect(self.worker.run)
+        self.worker.load_progress.connect(self._on_load_progress)
+        self.worker.model_loaded.connect(self._on_model_loaded)
+        self.worker.load_failed.connect(self._on_load_failed)
+        self.worker.run_finished.connect(self._on_run_finished)
+        self.worker.run_failed.connect(self._on_run_failed)
+        self.thread.start()
+
+        self.selection = Selection()
+        self.view: RunView | None = None
+        self.model_info: ModelInfo | None = None
+        self.model_spec: str | None = None
+        self.top_k = DEFAULT_TOP_K
+        self._request_id = 0
+        self._load_id = 0
+        self._pending_spec: str | None = None
+        self._loading = False
+        self._running_id = 0
+        self._prompt = ""
+        self._follow_last = True
+
+    # -- state ----------------------------------------------------------------------
+    @property
+    def result(self) -> RunResult | None:
+        return self.view.result if self.view else None
+
+    @property
+    def loading(self) -> bool:
+        return self._loading
+
+    @property
+    def running(self) -> bool:
+        return self._running_id != 0
+
+    @property
+    def prompt(self) -> str:
+        return self._prompt
+
+    def _next_id(self) -> int:
+        self._request_id += 1
+        return self._request_id
+
+    # -- intents: model ---------------------------------------------------------------
+    def load_model(self, spec: str, **options: Any) -> int:
+        """Load ``spec`` in the worker; the current model stays until the new one is ready."""
+        request = self._next_id()
+        self._load_id = request
+        self._pending_spec = spec
+        self._loading = True
+        self.load_state.emit(True, 0.0, f"Loading {spec}…")
+        self._load_requested.emit(request, spec, dict(options))
+        return request
+
+    def cancel_load(self) -> None:
+        if self._loading:
+            self.worker.request_cancel_load()
+
+    # -- intents: runs ----------------------------------------------------------------
+    def run_prompt(self, prompt: str) -> int | None:
+        """Analyse ``prompt``; supersedes any run still queued or in flight."""
+        self._prompt = prompt
+        if not prompt:
+            self.status.emit("The prompt is empty: type some text to analyse.")
+            return None
+        request = self._next_id()
+        self.worker.supersede_runs(request)
+        if self.model_info is None and not self._loading:
+            self.error.emit("No model is loaded. Choose one from the Model menu.")
+            return None
+        self._running_id = request
+        self.running_changed.emit(True)
+        self._run_requested.emit(request, prompt, self.top_k)
+        return request
+
+    def rerun(self) -> None:
+        if self._prompt:
+            self.run_prompt(self._prompt)
+
+    # -- intents: selection -------------------------------------------------------------
+    def select_token(self, index: int) -> None:
+        n = self.result.num_tokens if self.result else 0
+        if n:
+            self._follow_last = index >= n - 1
+        self._set_selection(self.selection.with_(token=index))
+
+    def select_head(self, layer: int, head: int) -> None:
+        self._set_selection(self.selection.with_(layer=layer, head=head, head_mean=False))
+
+    def set_options(self, **options: bool) -> None:
+        self._set_selection(self.selection.with_(**options))
+
+    def _set_selection(self, selection: Selection) -> None:
+        n = self.result.num_tokens if self.result else 0
+        selection = selection.clamped(n, self.model_info)
+        if selection != self.selection:
+            self.selection = selection
+            self.selection_changed.emit(selection)
+
+    # -- worker callbacks -----------------------------------------------------------------
+    def _on_load_progress(self, request: int, fraction: float, stage: str) -> None:
+        if request == self._load_id:
+            self.load_state.emit(True, fraction, stage)
+
+    def _on_model_loaded(self, request: int, info: ModelInfo) -> None:
+        if request != self._load_id:
+            return
+        self._loading = False
+        self.model_info = info
+        self.model_spec = self._pending_spec
+        self.load_state.emit(False, 1.0, f"Loaded {info.name}")
+        self.model_changed.emit(info)
+        self._set_selection(self.selection)
+        if self._prompt:
+            self.run_prompt(self._prompt)
+
+    def _on_load_failed(self, request: int, message: str, cancelled: bool) -> None:
+        if request != self._load_id:
+            return
+        self._loading = False
+        self.load_state.emit(False, 0.0, "Load cancelled" if cancelled else "Load failed")
+        if cancelled:
+            self.status.emit(message)
+        else:
+            kept = f" The previous model ({self.model_info.name}) is still loaded." if self.model_info else ""
+            self.error.emit(message + kept)
+        if self.running and self.model_info is None:
+            self._running_id = 0
+            self.running_changed.emit(False)
+
+    def _on_run_finished(self, request: int, view: RunView) -> None:
+        if request != self._running_id:
+            return  # an older run finished after a newer one was requested
+        self._running_id = 0
+        self.running_changed.emit(False)
+        self.view = view
+        n = view.result.num_tokens
+        selection = self.selection
+        if self._follow_last:
+            selection = selection.with_(token=n - 1)
+        self.selection = selection.clamped(n, view.result.model_info)
+        self.run_changed.emit(view)
+        self.selection_changed.emit(self.selection)
+
+    def _on_run_failed(self, request: int, message: str) -> None:
+        if request != self._running_id:
+            return
+        self._running_id = 0
+        self.running_changed.emit(False)
+        self.error.emit(message)
+
+    # -- shutdown ------------------------------------------------------------------------
+    def shutdown(self, timeout_ms: int = 2000) -> bool:
+        """Stop the worker thread; returns True when it ended within the timeout."""
+        self.worker.request_cancel_load()
+        self.worker.supersede_runs(self._request_id + 1)
+        self.thread.quit()
+        return self.thread.wait(timeout_ms)

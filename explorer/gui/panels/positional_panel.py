@@ -1,0 +1,159 @@
+"""Positional encoding: the loaded model's real scheme, or the textbook sinusoid."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+
+from explorer.core import positional as pos
+from explorer.core.selection import Selection
+from explorer.core.types import RunResult
+
+VIEWS = {
+    "rotary": ["cos(angle)", "sin(angle)", "angle mod 2π"],
+    "learned": ["embedding rows", "position × position similarity"],
+    "alibi": ["bias per head"],
+    "none": [],
+    "sinusoidal": ["encoding"],
+}
+
+TEXTBOOK = ("<b>Textbook sinusoid</b> (Vaswani et al. 2017): PE(pos, 2i) = sin(pos / 10000<sup>2i/d</sup>), "
+            "PE(pos, 2i+1) = cos(pos / 10000<sup>2i/d</sup>), d = {d}. Not what this model uses.")
+
+
+def scheme_text(result: RunResult) -> str:
+    info = result.model_info
+    if info.positional_kind == "rotary":
+        return (f"<b>Rotary (RoPE)</b>: each query/key pair of dimensions (2i, 2i+1) is rotated by "
+                f"angle = pos · θ<sub>i</sub>, θ<sub>i</sub> = base<sup>−2i/d</sup>; base = "
+                f"{info.rope_base:g}, d = {info.rope_dims} rotary dims per head "
+                f"({(info.rope_dims or 0) // 2} frequency pairs). Attention then depends on "
+                "relative position. Columns: frequency pair i (fast → slow).")
+    if info.positional_kind == "learned":
+        return (f"<b>Learned absolute</b> position embeddings: row p of a trained table is added to "
+                f"token p's embedding ({info.hidden_size} dims, {info.context_length} positions).")
+    if info.positional_kind == "alibi":
+        return "<b>ALiBi</b>: no position vectors; each head adds −slope · distance to its attention scores."
+    return "<b>No positional encoding</b> found in this model."
+
+
+class PositionalPanel(QWidget):
+    options_changed = Signal(dict)  # {"textbook_positions": bool}
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.result: RunResult | None = None
+        self.selection = Selection()
+        self.view_box = QComboBox()
+        self.view_box.setToolTip("What to draw from the model's positional scheme")
+        self.textbook_box = QCheckBox("Textbook sinusoid")
+        self.textbook_box.setToolTip("Compare with the sinusoid of 'Attention Is All You Need'")
+        self.formula = QLabel("")
+        self.formula.setWordWrap(True)
+        self.formula.setTextFormat(Qt.RichText)
+        self.plots = pg.GraphicsLayoutWidget()
+        self.heat_plot = self.plots.addPlot(row=0, col=0)
+        self.heat_plot.invertY(True)
+        self.heat_plot.setMenuEnabled(False)
+        self.heat_plot.setLabel("left", "position")
+        self.heat = pg.ImageItem()
+        self.heat.setColorMap(pg.colormap.get("CET-D1"))
+        self.heat_plot.addItem(self.heat)
+        self.position_line = pg.InfiniteLine(angle=0, pen=pg.mkPen("#ff3b30", width=2))
+        self.heat_plot.addItem(self.position_line)
+        self.vector_plot = self.plots.addPlot(row=1, col=0)
+        self.vector_plot.setMenuEnabled(False)
+        self.vector_curve = self.vector_plot.plot([], [], pen=pg.mkPen("#d0021b", width=1.5),
+                                                  symbol="o", symbolSize=3)
+        self.plots.ci.layout.setRowStretchFactor(0, 3)
+        self.plots.ci.layout.setRowStretchFactor(1, 2)
+        top = QHBoxLayout()
+        top.addWidget(QLabel("Show:"))
+        top.addWidget(self.view_box, 1)
+        top.addWidget(self.textbook_box)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addLayout(top)
+        layout.addWidget(self.formula)
+        layout.addWidget(self.plots, 1)
+        self.view_box.currentIndexChanged.connect(lambda _: self._redraw())
+        self.textbook_box.toggled.connect(lambda on: self.options_changed.emit({"textbook_positions": on}))
+        self.table = np.zeros((0, 0), np.float32)
+
+    def show_result(self, result: RunResult) -> None:
+        kind_changed = self.result is None or self.result.positional_kind != result.positional_kind
+        self.result = result
+        if kind_changed:
+            self.view_box.blockSignals(True)
+            self.view_box.clear()
+            self.view_box.addItems(VIEWS.get(result.positional_kind, []))
+            self.view_box.blockSignals(False)
+        self._redraw()
+
+    def show_selection(self, selection: Selection) -> None:
+        textbook_changed = selection.textbook_positions != self.selection.textbook_positions
+        self.selection = selection
+        if self.textbook_box.isChecked() != selection.textbook_positions:
+            self.textbook_box.blockSignals(True)
+            self.textbook_box.setChecked(selection.textbook_positions)
+            self.textbook_box.blockSignals(False)
+        if textbook_changed:
+            self._redraw()
+        else:
+            self._draw_position()
+
+    def current_table(self) -> tuple[np.ndarray, str, str]:
+        """(float32[position, column], column axis label, explanation)."""
+        result = self.result
+        assert result is not None
+        n = result.num_tokens
+        if self.selection.textbook_positions:
+            d = result.model_info.hidden_size
+            return pos.sinusoidal_table(n, d), "dimension", TEXTBOOK.format(d=d)
+        kind, view = result.positional_kind, self.view_box.currentText()
+        table = result.positional
+        if kind == "rotary":
+            if view.startswith("sin"):
+                table = np.sin(table)
+            elif view.startswith("angle"):
+                table = np.mod(table, 2 * np.pi)
+            else:
+                table = np.cos(table)
+            return table.astype(np.float32), "frequency pair i", scheme_text(result)
+        if kind == "learned" and view.startswith("position"):
+            return pos.cosine_similarity_matrix(table), "position", scheme_text(result)
+        column = {"learned": "dimension", "alibi": "head"}.get(kind, "column")
+        return table, column, scheme_text(result)
+
+    def _redraw(self) -> None:
+        if self.result is None:
+            return
+        table, column_label, text = self.current_table()
+        self.table = table
+        self.formula.setText(text)
+        if table.size:
+            lo, hi = float(np.nanmin(table)), float(np.nanmax(table))
+            bound = max(abs(lo), abs(hi)) or 1.0
+            levels = (0.0, hi) if lo >= 0 else (-bound, bound)
+            self.heat.setImage(table, levels=levels)
+        else:
+            self.heat.clear()
+        self.heat_plot.setLabel("bottom", column_label)
+        self.heat_plot.autoRange(padding=0)
+        self._draw_position()
+
+    def _draw_position(self) -> None:
+        if self.result is None or self.table.size == 0:
+            self.vector_curve.setData([], [])
+            return
+        p = min(self.selection.token, self.table.shape[0] - 1)
+        self.position_line.setPos(p + 0.5)
+        self.vector_curve.setData(np.arange(self.table.shape[1]), self.table[p])
+        self.vector_plot.setTitle(f"position {p}")
+        self.vector_plot.setLabel("bottom", "column")
+
+    def shown_vector(self) -> np.ndarray:
+        x, y = self.vector_curve.getData()
+        return np.asarray(y)

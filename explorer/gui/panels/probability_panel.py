@@ -1,0 +1,94 @@
+"""Next-token probabilities after the selected token, as horizontal bars."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+
+from explorer.core.selection import Selection
+from explorer.core.tokens import display_piece
+from explorer.core.types import RunResult
+
+BAR_COLOR = "#4a90d9"
+ACTUAL_COLOR = "#f5a623"
+
+
+class ProbabilityPanel(QWidget):
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.result: RunResult | None = None
+        self.title = QLabel("Next-token probabilities")
+        self.title.setTextFormat(Qt.RichText)
+        self.title.setWordWrap(True)
+        self.actual = QLabel("")
+        self.actual.setTextFormat(Qt.RichText)
+        self.actual.setWordWrap(True)
+        self.plot_widget = pg.GraphicsLayoutWidget()
+        self.plot = self.plot_widget.addPlot()
+        self.plot.invertY(True)
+        self.plot.setMenuEnabled(False)
+        self.plot.setMouseEnabled(x=False, y=False)
+        self.plot.setLabel("bottom", "probability")
+        self.plot.hideButtons()
+        self.plot.getAxis("bottom").enableAutoSIPrefix(False)
+        self.max_bars = 12
+        self.bars = pg.BarGraphItem(x0=[], y=[], height=0.7, width=[], brushes=[])
+        self.plot.addItem(self.bars)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(self.title)
+        layout.addWidget(self.plot_widget, 1)
+        layout.addWidget(self.actual)
+        self.shown_position: int | None = None
+        self.shown_probs = np.zeros(0, np.float32)
+
+    def show_result(self, result: RunResult) -> None:
+        self.result = result
+        self.shown_position = None
+
+    def show_selection(self, selection: Selection) -> None:
+        result = self.result
+        if result is None:
+            return
+        if not result.has_next_token:
+            self.title.setText(f"<b>{result.model_info.name}</b> is an encoder: it does not predict "
+                               "a next token.")
+            self.bars.setOpts(x0=[], y=[], width=[], brushes=[])
+            self.actual.setText("")
+            self.shown_position = None
+            return
+        i = selection.token
+        style = result.model_info.piece_style
+        shown = min(self.max_bars, result.top_k)
+        probs = result.topk_probs[i, :shown]
+        ids = result.topk_ids[i, :shown]
+        labels = [display_piece(t, style) for t in result.topk_tokens[i][:shown]]
+        actual_id = int(result.token_ids[i + 1]) if i + 1 < result.num_tokens else None
+        brushes = [pg.mkBrush(ACTUAL_COLOR if actual_id == int(t) else BAR_COLOR) for t in ids]
+        self.bars.setOpts(x0=np.zeros(len(probs)), y=np.arange(len(probs)), width=probs,
+                          height=0.7, brushes=brushes)
+        self.plot.getAxis("left").setTicks([[(k, f"{labels[k]}  {probs[k]:.1%}") for k in range(len(labels))]])
+        self.plot.setXRange(0, max(float(probs.max()) if len(probs) else 1.0, 1e-3) * 1.05, padding=0)
+        self.plot.setYRange(-0.5, len(probs) - 0.5, padding=0)
+        piece = display_piece(result.tokens[i], style)
+        self.title.setText(f"What the model predicts right after token #{i} <code>{_html(piece)}</code> "
+                           f"(top {len(probs)} of {result.model_info.vocab_size:,}; the actual next token in orange)")
+        if actual_id is None:
+            self.actual.setText("This is the last token: the bars are the model's continuation.")
+        else:
+            p, rank = float(result.actual_next_probs[i]), int(result.actual_next_ranks[i])
+            nxt = display_piece(result.tokens[i + 1], style)
+            bits = -math.log2(p) if p > 0 else float("inf")
+            self.actual.setText(f"Actual next token <code>{_html(nxt)}</code>: rank {rank}, "
+                                f"p = {p:.2%} ({bits:.1f} bits of surprise)"
+                                + ("" if rank <= len(probs) else " — not in the bars above"))
+        self.shown_position = i
+        self.shown_probs = probs
+
+
+def _html(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

@@ -1,0 +1,58 @@
+"""Small pyqtgraph helpers shared by the panels."""
+
+from __future__ import annotations
+
+import math
+
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QBrush, QColor, QPen
+from PySide6.QtWidgets import QGraphicsRectItem
+
+_configured = False
+
+
+def configure_pyqtgraph() -> None:
+    """Global pyqtgraph options, set once before any plot is created."""
+    global _configured
+    if not _configured:
+        pg.setConfigOptions(imageAxisOrder="row-major", antialias=False, background="w", foreground="k")
+        _configured = True
+
+
+class ClickableImage(pg.ImageItem):
+    """An ImageItem that reports the pixel (column x, row y) under a left click."""
+
+    pixel_clicked = Signal(float, float)
+
+    def mouseClickEvent(self, ev) -> None:  # noqa: N802 - Qt naming
+        if ev.button() == Qt.MouseButton.LeftButton:
+            pos = ev.pos()
+            self.pixel_clicked.emit(pos.x(), pos.y())
+            ev.accept()
+        else:
+            super().mouseClickEvent(ev)
+
+
+def highlight_rect(color: str, alpha: int = 60, width: float = 0.0) -> QGraphicsRectItem:
+    rect = QGraphicsRectItem(0, 0, 0, 0)
+    fill = QColor(color)
+    fill.setAlpha(alpha)
+    rect.setBrush(QBrush(fill))
+    pen = QPen(QColor(color))
+    pen.setWidthF(width)
+    pen.setCosmetic(True)
+    rect.setPen(pen if width else QPen(QColor(0, 0, 0, 0)))
+    rect.setZValue(10)
+    rect.setAcceptedMouseButtons(Qt.MouseButton.NoButton)  # clicks go to the image below
+    return rect
+
+
+def strided_ticks(labels: list[str], max_labels: int = 40, offset: float = 0.5) -> list[tuple[float, str]]:
+    """Tick (position, label) pairs, showing every n-th label when there are many."""
+    stride = max(1, math.ceil(len(labels) / max_labels))
+    return [(i + offset, labels[i]) for i in range(0, len(labels), stride)]
+
+
+def short_label(text: str, limit: int = 12) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,0 +1,127 @@
+"""The worker thread: model loading and every forward pass, off the GUI thread.
+
+The work itself is the backend's plain functions taking a TaskState; this module only
+moves requests in and results out through queued signals. Stale run requests are
+skipped; a failed load keeps the previous model.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import QObject, QThread, Signal, Slot
+
+from explorer.core.errors import Cancelled, ExplorerError
+from explorer.core.progress import TaskState
+from explorer.gui.run_view import RunView
+
+LoadFunction = Callable[..., Any]
+
+
+def _default_load(spec: str, task: TaskState, **options: Any) -> Any:
+    from explorer.backend.loader import load_model
+
+    return load_model(spec, task, **options)
+
+
+def _default_analyze(model: Any, prompt: str, top_k: int, task: TaskState) -> Any:
+    from explorer.backend.engine import analyze
+
+    return analyze(model, prompt, top_k=top_k, task=task)
+
+
+def describe_failure(exc: BaseException) -> str:
+    if isinstance(exc, ExplorerError):
+        return exc.message
+    traceback.print_exception(exc, file=sys.stderr)
+    return f"Internal error ({type(exc).__name__}): {exc}"
+
+
+class EngineWorker(QObject):
+    """Lives in its own QThread; slots are invoked through queued connections."""
+
+    load_progress = Signal(int, float, str)  # request id, fraction, stage
+    model_loaded = Signal(int, object)  # request id, ModelInfo
+    load_failed = Signal(int, str, bool)  # request id, message, cancelled
+    run_finished = Signal(int, object)  # request id, RunView
+    run_failed = Signal(int, str)  # request id, message
+
+    def __init__(self, load_fn: LoadFunction | None = None,
+                 analyze_fn: Callable[..., Any] | None = None) -> None:
+        super().__init__()
+        self._load_fn = load_fn or _default_load
+        self._analyze_fn = analyze_fn or _default_analyze
+        self._model: Any = None
+        self._cancel_load = threading.Event()
+        self._latest_run = 0
+        self._lock = threading.Lock()
+
+    # -- called from the GUI thread (thread-safe, not queued) --------------------
+    def request_cancel_load(self) -> None:
+        self._cancel_load.set()
+
+    def supersede_runs(self, request_id: int) -> None:
+        """Mark every run older than ``request_id`` stale (skipped or dropped)."""
+        with self._lock:
+            self._latest_run = max(self._latest_run, request_id)
+
+    def _is_stale(self, request_id: int) -> bool:
+        with self._lock:
+            return request_id < self._latest_run
+
+    # -- slots, run in the worker thread -------------------------------------------
+    @Slot(int, str, object)
+    def load(self, request_id: int, spec: str, options: dict) -> None:
+        self._cancel_load.clear()
+        task = TaskState(
+            report=lambda f, m: self.load_progress.emit(request_id, f, m),
+            is_cancel_requested=self._cancel_load.is_set,
+        )
+        try:
+            model = self._load_fn(spec, task, **(options or {}))
+        except Cancelled:
+            self.load_failed.emit(request_id, "Loading cancelled; the previous model is kept.", True)
+            return
+        except BaseException as exc:  # noqa: BLE001 - any failure becomes a message
+            self.load_failed.emit(request_id, describe_failure(exc), False)
+            return
+        self._model = model
+        self.model_loaded.emit(request_id, model.info)
+
+    @Slot(int, str, int)
+    def run(self, request_id: int, prompt: str, top_k: int) -> None:
+        if self._is_stale(request_id):
+            return
+        if self._model is None:
+            self.run_failed.emit(request_id, "No model is loaded yet.")
+            return
+        task = TaskState(is_cancel_requested=lambda: self._is_stale(request_id))
+        try:
+            result = self._analyze_fn(self._model, prompt, top_k, task)
+            if self._is_stale(request_id):
+                return
+            view = RunView.build(request_id, result)
+        except Cancelled:
+            return
+        except BaseException as exc:  # noqa: BLE001
+            self.run_failed.emit(request_id, describe_failure(exc))
+            return
+        self.run_finished.emit(request_id, view)
+
+    @property
+    def model(self) -> Any:
+        return self._model
+
+
+class WorkerThread(QThread):
+    """A named QThread that owns one EngineWorker."""
+
+    def __init__(self, worker: EngineWorker) -> None:
+        super().__init__()
+        self.setObjectName("engine-worker")
+        worker.moveToThread(self)
+        self.worker = worker

@@ -1,0 +1,151 @@
+"""Linked panels: one selection drives every panel; clicks become selections."""
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QPointF, Qt
+
+from explorer.core.analysis import drop_first_and_renormalise, head_mean
+from explorer.core.thumbnails import tile_origin
+from explorer.gui.run_view import GROUP_GAP, THUMBNAIL_GAP
+from tests.gui.conftest import load_and_run
+
+PROMPT = "The cat sat on the mat. The dog sat on the log."
+
+
+def click_chip(qtbot, win, index):
+    chips = win.tokens_panel.chips
+    rect = chips.visualItemRect(chips.item(index))
+    qtbot.mouseClick(chips.viewport(), Qt.LeftButton, pos=rect.center())
+
+
+def test_clicking_a_chip_moves_row_and_bars(qtbot, window):
+    view = load_and_run(qtbot, window, "tiny-gpt2", PROMPT)
+    result = view.result
+    assert window.tokens_panel.chips.count() == result.num_tokens
+    assert window.tokens_panel.chip_text(1) == "␣c"  # leading space made visible
+    with qtbot.waitSignal(window.controller.selection_changed):
+        click_chip(qtbot, window, 3)
+    assert window.controller.selection.token == 3
+    panel = window.attention_panel
+    assert panel.row_highlight.rect().top() == 3 and panel.row_highlight.rect().height() == 1
+    assert panel.col_highlight.rect().left() == 3
+    s = window.controller.selection
+    np.testing.assert_allclose(panel.shown_map[3], result.attentions[s.layer, s.head, 3].astype(np.float32))
+    probs = window.probability_panel
+    assert probs.shown_position == 3
+    np.testing.assert_array_equal(probs.shown_probs, result.topk_probs[3, : len(probs.shown_probs)])
+    assert "rank" in probs.actual.text()
+    np.testing.assert_array_equal(window.positional_panel.shown_vector(), result.positional[3])  # learned rows
+
+
+def test_arrow_keys_move_the_selection(qtbot, window):
+    load_and_run(qtbot, window, "tiny-gpt2", PROMPT)
+    click_chip(qtbot, window, 2)
+    qtbot.keyClick(window.tokens_panel.chips, Qt.Key_Right)
+    assert window.controller.selection.token == 3
+    qtbot.keyClick(window.tokens_panel.chips, Qt.Key_Left)
+    qtbot.keyClick(window.tokens_panel.chips, Qt.Key_Left)
+    assert window.controller.selection.token == 1
+
+
+def test_clicking_a_thumbnail_selects_layer_and_head(qtbot, window):
+    view = load_and_run(qtbot, window, "tiny-llama", PROMPT)
+    panel = window.attention_panel
+    window.grab()  # pyqtgraph applies view ranges when it paints
+    y, x = tile_origin(2, 3, view.cell, THUMBNAIL_GAP, GROUP_GAP, view.group_size)
+    scene = panel.grid_image.mapToScene(QPointF(x + view.cell / 2, y + view.cell / 2))
+    widget_pos = panel.grid_widget.mapFromScene(scene)
+    with qtbot.waitSignal(window.controller.selection_changed):
+        qtbot.mouseClick(panel.grid_widget.viewport(), Qt.LeftButton, pos=widget_pos)
+    s = window.controller.selection
+    assert (s.layer, s.head) == (2, 3)
+    np.testing.assert_allclose(panel.shown_map, view.result.attentions[2, 3].astype(np.float32))
+    assert "layer 2, head 3" in panel.title.text()
+    assert "key/value group 1" in panel.title.text()  # 4 heads share 2 kv heads
+
+
+def test_clicking_a_cell_selects_the_query_token(qtbot, window):
+    view = load_and_run(qtbot, window, "tiny-gpt2", PROMPT)
+    panel = window.attention_panel
+    window.grab()  # pyqtgraph applies view ranges when it paints
+    scene = panel.map_image.mapToScene(QPointF(1.5, 4.5))
+    with qtbot.waitSignal(window.controller.selection_changed):
+        qtbot.mouseClick(panel.map_widget.viewport(), Qt.LeftButton, pos=panel.map_widget.mapFromScene(scene))
+    assert window.controller.selection.token == 4
+    assert window.tokens_panel.chips.currentRow() == 4
+    assert window.probability_panel.shown_position == 4
+    assert view.result.num_tokens > 4
+
+
+def test_mean_over_heads_and_hide_first(qtbot, window):
+    view = load_and_run(qtbot, window, "tiny-llama", PROMPT)
+    panel = window.attention_panel
+    window.controller.select_head(1, 0)
+    panel.head_mean_box.setChecked(True)
+    np.testing.assert_allclose(panel.shown_map, head_mean(view.result.attentions, 1), rtol=1e-6)
+    panel.hide_first_box.setChecked(True)
+    expected = drop_first_and_renormalise(head_mean(view.result.attentions, 1))
+    np.testing.assert_allclose(panel.shown_map, expected, rtol=1e-5)
+    assert np.all(panel.shown_map[:, 0] == 0)
+    np.testing.assert_allclose(panel.shown_map[1:].sum(-1), 1.0, atol=1e-5)
+
+
+def test_textbook_sinusoid_switch(qtbot, window):
+    view = load_and_run(qtbot, window, "tiny-llama", PROMPT)
+    panel = window.positional_panel
+    assert "Rotary" in panel.formula.text() and "base = 10000" in panel.formula.text()
+    panel.textbook_box.setChecked(True)
+    assert window.controller.selection.textbook_positions
+    assert "Vaswani" in panel.formula.text()
+    assert panel.table.shape == (view.result.num_tokens, view.result.model_info.hidden_size)
+
+
+def test_encoder_has_no_bars(qtbot, window):
+    load_and_run(qtbot, window, "tiny-bert", "the cat sat on the mat")
+    assert "encoder" in window.probability_panel.title.text()
+    assert window.tokens_panel.chip_text(0) == "[CLS]"
+    assert "Learned absolute" in window.positional_panel.formula.text()
+
+
+@pytest.mark.parametrize("spec", ["broken-model"])
+def test_failing_load_keeps_the_old_model(qtbot, window, spec):
+    load_and_run(qtbot, window, "tiny-gpt2", PROMPT)
+    with qtbot.waitSignal(window.controller.error) as blocker:
+        window.load_model(spec)
+    assert "broken on purpose" in blocker.args[0]
+    assert "previous model (tiny-gpt2) is still loaded" in blocker.args[0]
+    assert window.banner.isVisible()
+    assert window.controller.model_info.name == "tiny-gpt2"
+    with qtbot.waitSignal(window.run_displayed, check_params_cb=lambda v: v.result.prompt == "The dog"):
+        window.prompt_panel.set_text("The dog")
+        window.prompt_panel.run_now()
+    assert window.prompt_panel.text() == "The dog"
+
+
+def test_fifty_quick_edits_end_with_the_last_prompt(qtbot, window):
+    load_and_run(qtbot, window, "tiny-gpt2", "The")
+    final = "The cat sat on the mat and then the dog sat on the log"[:50]
+    with qtbot.waitSignal(window.run_displayed, timeout=30000,
+                          check_params_cb=lambda v: v.result.prompt == final):
+        qtbot.keyClicks(window.prompt_panel.editor, final[3:])  # one edit per character
+        window.prompt_panel.set_text(final)
+        window.prompt_panel.run_now()
+    # let any stale result arrive; it must not replace the final one
+    qtbot.wait(300)
+    assert window.controller.result.prompt == final
+    assert window.tokens_panel.chips.count() == window.controller.result.num_tokens
+
+
+def test_bad_prompts_give_messages_and_keep_the_text(qtbot, window):
+    load_and_run(qtbot, window, "tiny-gpt2", "The cat")
+    with qtbot.waitSignal(window.controller.status):
+        window.prompt_panel.set_text("")
+        window.prompt_panel.run_now()
+    too_long = "The cat sat on the mat. " * 40
+    with qtbot.waitSignal(window.controller.error) as blocker:
+        window.prompt_panel.set_text(too_long)
+        window.prompt_panel.run_now()
+    assert "context window" in blocker.args[0]
+    assert window.banner.isVisible() and "context window" in window.banner.label.text()
+    assert window.prompt_panel.text() == too_long
+    assert window.controller.result.prompt == "The cat"  # the last good run stays on screen

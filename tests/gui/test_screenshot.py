@@ -1,0 +1,47 @@
+"""The headless capture mode: open, run, select, save PNG, exit 0 (2 on bad input)."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+from PySide6.QtGui import QImage
+
+
+def capture(*args, timeout=300):
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", HF_HUB_OFFLINE="1")
+    return subprocess.run([sys.executable, "-m", "explorer", *args], capture_output=True, text=True,
+                          timeout=timeout, env=env)
+
+
+def test_screenshot_of_a_local_folder(tiny_gpt2_folder, tmp_path):
+    out = tmp_path / "shots" / "window.png"
+    proc = capture("--model", str(tiny_gpt2_folder), "--prompt", "The cat sat on the mat",
+                   "--select-token", "2", "--layer", "1", "--head", "3", "--screenshot", str(out))
+    assert proc.returncode == 0, proc.stderr
+    image = QImage(str(out))
+    assert not image.isNull() and image.width() >= 800 and image.height() >= 600
+
+
+def test_screenshot_with_out_of_range_selection_fails_cleanly(tiny_gpt2_folder, tmp_path):
+    out = tmp_path / "bad.png"
+    proc = capture("--model", str(tiny_gpt2_folder), "--prompt", "The cat", "--layer", "99",
+                   "--screenshot", str(out))
+    assert proc.returncode == 2
+    assert "--layer 99 is out of range" in proc.stderr and "Traceback" not in proc.stderr
+    assert not out.exists()
+
+
+def test_screenshot_with_a_missing_model_fails_cleanly(tmp_path):
+    proc = capture("--model", str(tmp_path / "missing"), "--prompt", "x", "--screenshot",
+                   str(tmp_path / "x.png"))
+    assert proc.returncode == 2 and "No such file" in proc.stderr
+
+
+@pytest.mark.embedded
+def test_screenshot_on_smollm2(tmp_path):
+    out = tmp_path / "smollm2.png"
+    proc = capture("--prompt", "Classify this review: I loved this movie! Sentiment:",
+                   "--select-token", "3", "--layer", "5", "--head", "4", "--screenshot", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert not QImage(str(out)).isNull()
