@@ -8,8 +8,11 @@ declared spelling, no lowercase forms unless asked for). Ids are deduplicated pe
 
 from __future__ import annotations
 
+import copy
+import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -68,12 +71,13 @@ def label_variants(loaded: LoadedModel, labels: Sequence[str], lowercase: bool =
                    ) -> tuple[LabelVariants, ...]:
     """First-token ids of ``label`` and ``" " + label`` (and lowercase forms if asked).
 
-    Raises ExplorerError when two labels share a first token: their probabilities could not
-    be told apart.
+    A first token shared by two labels (e.g. a bare space token when the tokenizer has no
+    " Positive" piece) says nothing about either label and is dropped from both; a label
+    left with no variant of its own raises ExplorerError.
     """
     tokenizer = loaded.tokenizer
-    result: list[LabelVariants] = []
-    owner: dict[int, str] = {}
+    candidates: list[dict[int, tuple[str, int, str]]] = []
+    claims: dict[int, set[str]] = {}
     for label in labels:
         texts = [label, " " + label]
         if lowercase and label.lower() != label:
@@ -86,24 +90,29 @@ def label_variants(loaded: LoadedModel, labels: Sequence[str], lowercase: bool =
             token_id = int(ids[0])
             if token_id not in seen:
                 seen[token_id] = (text, token_id, str(tokenizer.convert_ids_to_tokens(token_id)))
-        if not seen:
-            raise ExplorerError(f"The label {label!r} produces no tokens.")
-        for token_id, (text, _, piece) in seen.items():
-            if token_id in owner and owner[token_id] != label:
-                raise ExplorerError(
-                    f"The labels {owner[token_id]!r} and {label!r} start with the same token "
-                    f"{piece!r}; pick label words whose first tokens differ."
-                )
-            owner[token_id] = label
-        result.append(LabelVariants(label, tuple(seen.values())))
+            claims.setdefault(token_id, set()).add(label)
+        candidates.append(seen)
+    result: list[LabelVariants] = []
+    for label, seen in zip(labels, candidates, strict=True):
+        own = tuple(v for token_id, v in seen.items() if len(claims[token_id]) == 1)
+        if not own:
+            pieces = ", ".join(repr(v[2]) for v in seen.values()) or "no tokens"
+            raise ExplorerError(
+                f"The label {label!r} has no first token of its own ({pieces} also start "
+                "another label); pick label words whose first tokens differ."
+            )
+        result.append(LabelVariants(label, own))
     return tuple(result)
 
 
-def next_token_probs(loaded: LoadedModel, prompt: str) -> np.ndarray:
+def next_token_probs(loaded: LoadedModel, prompt: str, prefix: PrefixCache | None = None
+                     ) -> np.ndarray:
     """float32[V] next-token distribution after the last token of ``prompt``.
 
     Same tokenisation and softmax as ``engine.analyze(...).last_probs`` but without
-    attention weights, and only the last position goes through the output head.
+    attention weights, and only the last position goes through the output head. With a
+    ``prefix`` whose token ids start the prompt's token ids, only the rest of the prompt
+    is run on top of the prefix's key/value cache (equal up to float rounding).
     """
     import torch
 
@@ -114,20 +123,70 @@ def next_token_probs(loaded: LoadedModel, prompt: str) -> np.ndarray:
         )
     ids, _, _ = tokenize(loaded, prompt)
     check_prompt(loaded, prompt, len(ids))
+    past, start = (None, 0) if prefix is None else prefix.lookup(ids)
     with torch.inference_mode():
-        input_ids = torch.tensor([ids], dtype=torch.long)
-        try:
-            outputs = loaded.model(input_ids=input_ids, use_cache=False, logits_to_keep=1)
-        except TypeError:  # models without logits_to_keep
-            outputs = loaded.model(input_ids=input_ids, use_cache=False)
+        outputs = _forward(loaded, ids[start:], past)
         logits = outputs.logits[0, -1].float()
         return torch.log_softmax(logits, dim=-1).exp().numpy().astype(np.float32)
 
 
-def label_probabilities(loaded: LoadedModel, prompt: str, variants: Sequence[LabelVariants]
-                        ) -> np.ndarray:
+def _forward(loaded: LoadedModel, ids: list[int], past: Any = None, keep_cache: bool = False) -> Any:
+    import torch
+
+    input_ids = torch.tensor([ids], dtype=torch.long)
+    kwargs: dict[str, Any] = {"use_cache": keep_cache or past is not None}
+    if past is not None:
+        kwargs[_cache_argument(loaded.model)] = past
+    try:
+        return loaded.model(input_ids=input_ids, logits_to_keep=1, **kwargs)
+    except TypeError:  # models without logits_to_keep
+        return loaded.model(input_ids=input_ids, **kwargs)
+
+
+def _cache_argument(model: Any) -> str:
+    """transformers >= 5.2x calls the key/value cache ``cache``; earlier ``past_key_values``."""
+    parameters = inspect.signature(model.forward).parameters
+    return "cache" if "cache" in parameters else "past_key_values"
+
+
+def _returned_cache(outputs: Any) -> Any:
+    cache = getattr(outputs, "cache", None)
+    return cache if cache is not None else getattr(outputs, "past_key_values", None)
+
+
+class PrefixCache:
+    """The key/value cache of a prompt prefix shared by many prompts (the demonstrations).
+
+    ``lookup(ids)`` returns (a private copy of the cache, prefix length) when the prefix's
+    token ids start ``ids`` and leave at least one token to run; otherwise (None, 0), and
+    the prompt is run in full. Token ids are compared, so a tokenisation that merges
+    across the prefix/query boundary falls back to the exact full forward.
+    """
+
+    def __init__(self, loaded: LoadedModel, prefix: str) -> None:
+        self.ids: list[int] = []
+        self.past: Any = None
+        if prefix:
+            import torch
+
+            ids, _, _ = tokenize(loaded, prefix)
+            check_prompt(loaded, prefix, len(ids))
+            with torch.inference_mode():
+                outputs = _forward(loaded, ids, keep_cache=True)
+            self.past = _returned_cache(outputs)
+            self.ids = ids if self.past is not None else []
+
+    def lookup(self, ids: list[int]) -> tuple[Any, int]:
+        n = len(self.ids)
+        if n == 0 or len(ids) <= n or ids[:n] != self.ids:
+            return None, 0
+        return copy.deepcopy(self.past), n
+
+
+def label_probabilities(loaded: LoadedModel, prompt: str, variants: Sequence[LabelVariants],
+                        prefix: PrefixCache | None = None) -> np.ndarray:
     """float64[label]: next-token probability of each label, summed over its variant ids."""
-    probs = next_token_probs(loaded, prompt)
+    probs = next_token_probs(loaded, prompt, prefix)
     return sum_variants(probs, variants)
 
 
@@ -153,9 +212,10 @@ def evaluate(
 
     For each k one demonstration set is drawn (``choose_demonstrations`` with ``seed``) and
     used for every example and for the content-free inputs that measure the calibration
-    prior. One model forward is one step: progress is reported after each, and a cancel
-    request stops before the next forward (raises Cancelled), so at most the forward
-    already running completes.
+    prior. The demonstrations' key/value cache is computed once per k (``PrefixCache``).
+    One query is one step: progress is reported after each, and a cancel request stops
+    before the next query (raises Cancelled), so at most the query already running
+    completes.
     """
     task = task or TaskState()
     labels = tuple(labels)
@@ -173,20 +233,23 @@ def evaluate(
         task.progress(done / total, message)
 
     for k, chosen in plan:
+        task.check_cancelled()
+        query_start = build_prompt(template, chosen, "").segments[-1].start
+        prefix = PrefixCache(loaded, build_prompt(template, chosen, "").text[:query_start])
         prior = None
         if cf_inputs:
             cf_probs = []
             for text in cf_inputs:
                 task.check_cancelled()
-                cf_probs.append(label_probabilities(loaded, build_prompt(template, chosen, text).text,
-                                                    variants))
+                prompt = build_prompt(template, chosen, text).text
+                cf_probs.append(label_probabilities(loaded, prompt, variants, prefix))
                 step(f"{k}-shot (calibrating on {text!r})")
             prior = content_free_prior(np.array(cf_probs))
         probs = np.zeros((len(examples), len(labels)), dtype=np.float64)
         for index, example in enumerate(examples):
             task.check_cancelled()
             prompt = build_prompt(template, chosen, example).text
-            probs[index] = label_probabilities(loaded, prompt, variants)
+            probs[index] = label_probabilities(loaded, prompt, variants, prefix)
             step(f"{k}-shot (item {index + 1}/{len(examples)})")
         predicted = predict(probs, labels)
         calibrated = predict(calibrate(probs, prior), labels) if prior is not None else [""] * len(examples)

@@ -335,13 +335,19 @@ def token_segment_ids(offsets: np.ndarray, bounds: Sequence[tuple[int, int]]) ->
     the end of one segment with the start of the next) counts for the earlier segment.
     Tokens with a negative offset are special (BOS, EOS) and belong to no segment; so do
     tokens whose first character lies outside every segment.
+
+    Offsets are taken as the tokenizer reports them. Byte-level tokenizers that trim
+    offsets report "Ġthis" from the "t", and a token made only of trimmed whitespace as
+    an empty span (s, s) just after it; an empty span therefore counts from character
+    s - 1, the last character it really covers.
     """
     offsets = np.asarray(offsets, dtype=np.int64).reshape(-1, 2)
-    starts = offsets[:, 0]
+    empty = (offsets[:, 1] <= offsets[:, 0]) & (offsets[:, 0] > 0)
+    starts = np.where(empty, offsets[:, 0] - 1, offsets[:, 0])
     ids = np.full(len(offsets), -1, dtype=np.int64)
     for index, (start, end) in enumerate(bounds):
         ids[(starts >= start) & (starts < end)] = index
-    ids[starts < 0] = -1
+    ids[offsets[:, 0] < 0] = -1
     return ids
 
 

@@ -1,0 +1,277 @@
+"""Few-shot evaluation on tiny random models: label probabilities, token spans, cancel, CLI."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+
+from explorer.backend.engine import analyze, tokenize
+from explorer.backend.fewshot_runner import (
+    PrefixCache,
+    evaluate,
+    label_probabilities,
+    label_variants,
+    next_token_probs,
+)
+from explorer.backend.loader import LoadedModel
+from explorer.core import fewshot as fs
+from explorer.core.errors import Cancelled, ExplorerError
+from explorer.core.progress import TaskState
+from tests.support.tiny_models import byte_level_tokenizer, tiny_gpt2, tiny_llama
+
+LABELS = ("Positive", "Negative")
+
+
+@pytest.fixture(scope="module", params=["gpt2", "llama"])
+def model(request) -> LoadedModel:
+    built = tiny_gpt2(512) if request.param == "gpt2" else tiny_llama(512)
+    return LoadedModel.from_objects(built, byte_level_tokenizer(), f"tiny-{request.param}")
+
+
+def pool(n: int = 6) -> list[fs.LabelledExample]:
+    return [fs.LabelledExample(f"the cat {i}", LABELS[i % 2]) for i in range(n)]
+
+
+EXAMPLES = [fs.LabelledExample("I loved this movie!", "Positive"),
+            fs.LabelledExample("I don't like this chair.", "Negative"),
+            fs.LabelledExample("The dog sat on the log.", "Positive")]
+
+
+# --------------------------------------------------------------------------- label variants
+
+
+def test_variants_are_first_tokens_of_label_and_spaced_label(model) -> None:
+    tok = model.tokenizer
+    variants = label_variants(model, ["cat", "dog"])
+    for v, word in zip(variants, ["cat", "dog"], strict=True):
+        expected = {tok.encode(word)[0], tok.encode(" " + word)[0]}
+        assert set(v.ids) == expected and len(expected) == 2
+        assert [text for text, _, _ in v.variants] == [word, " " + word]
+
+
+def test_shared_first_token_is_dropped(model) -> None:
+    # this tokenizer has no "ĠPositive": " Positive" and " Negative" both start with "Ġ"
+    space = model.tokenizer.encode(" ")[0]
+    variants = label_variants(model, LABELS)
+    assert all(space not in v.ids for v in variants)
+    assert variants[0].ids == (model.tokenizer.encode("Positive")[0],)
+    with pytest.raises(ExplorerError, match="no first token of its own"):
+        label_variants(model, ["cat", "cats"])
+
+
+def test_label_probabilities_equal_engine_last_probs_summed(model) -> None:
+    prompt = fs.build_prompt(fs.COURSE_TEMPLATE, pool(2), EXAMPLES[0]).text
+    variants = label_variants(model, ["cat", "dog"])
+    got = label_probabilities(model, prompt, variants)
+    last = analyze(model, prompt).last_probs
+    expected = [last[list(v.ids)].sum() for v in variants]
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-9)
+    assert got[0] != pytest.approx(last[variants[0].ids[0]], rel=1e-3)  # really a sum of two
+
+
+def test_prefix_cache_gives_the_full_forward(model) -> None:
+    built = fs.build_prompt(fs.COURSE_TEMPLATE, pool(3), EXAMPLES[1])
+    prefix = PrefixCache(model, built.text[: built.segments[-1].start])
+    assert prefix.ids  # the cache is in use
+    cached = next_token_probs(model, built.text, prefix)
+    again = next_token_probs(model, built.text, prefix)  # the cache is not consumed
+    full = analyze(model, built.text).last_probs
+    np.testing.assert_allclose(cached, full, atol=1e-6)
+    np.testing.assert_array_equal(cached, again)
+
+
+def test_evaluate_items_match_engine_and_metrics(model) -> None:
+    result = evaluate(model, EXAMPLES, pool(6), LABELS, [0, 2], seed=3)
+    assert [r.shots for r in result.rows] == [0, 2] and len(result.items) == 6
+    for item in result.items:
+        last = analyze(model, item.prompt).last_probs
+        expected = [last[list(v.ids)].sum() for v in result.variants]
+        np.testing.assert_allclose(item.label_probs, expected, rtol=1e-5, atol=1e-9)
+        assert item.predicted == LABELS[int(np.argmax(item.label_probs))]
+    two = [i for i in result.items if i.shots == 2]
+    assert two[0].prompt.count("Sentiment: ") == 2
+    row = result.rows[1]
+    assert row.accuracy == pytest.approx(np.mean([i.predicted == i.label for i in two]))
+    # calibration prior measured on "N/A" with the same two demonstrations
+    cf_prompt = fs.build_prompt(fs.COURSE_TEMPLATE, row.demos, "N/A").text
+    assert two[0].prompt.startswith(cf_prompt[: cf_prompt.index("N/A")])
+    cf = label_probabilities(model, cf_prompt, result.variants)
+    np.testing.assert_allclose(row.prior, cf / cf.sum(), rtol=1e-5)
+
+
+# --------------------------------------------------------------------------- token spans
+
+
+MERGING = fs.FewShotTemplate(instruction="Classify th", demonstration="is review: {text} {label}. Classify th",
+                             query="is review: {text}", separator="")
+
+
+def test_segments_map_to_token_spans_across_merged_boundaries(model) -> None:
+    built = fs.build_prompt(MERGING, pool(2), "I loved this movie!")
+    result = analyze(model, built.text)
+    bounds = built.char_bounds
+    # the tokenisation really merges across every boundary: "th" + "is" -> one token "Ġthis"
+    straddling = [t for t, (s, e) in enumerate(result.offsets.tolist())
+                  if any(s < b < e for _, b in bounds[:-1])]
+    assert len(straddling) == len(bounds) - 1
+    assert all(result.tokens[t] == "Ġthis" for t in straddling)
+    ids = fs.token_segment_ids(result.offsets, bounds)
+    spans = fs.segment_token_spans(result.offsets, bounds)
+    for number, t in enumerate(straddling):  # the merged token counts for the earlier segment
+        assert ids[t] == number
+        assert spans[number][1] == t + 1 and spans[number + 1][0] == t + 1
+    # spans tile the tokens and each one's text lies where its segment is
+    assert spans[0][0] == 0 and spans[-1][1] == result.num_tokens
+    assert all(a[1] == b[0] for a, b in zip(spans, spans[1:], strict=False))
+    for (first, last), (start, end) in zip(spans, bounds, strict=True):
+        assert start <= result.offsets[first, 0] < end
+        assert start <= result.offsets[last - 1, 0] < end
+
+
+def test_spans_with_special_tokens_from_a_bert_tokenizer() -> None:
+    from tests.support.tiny_models import loaded
+
+    bert = loaded("bert")
+    built = fs.build_prompt(fs.COURSE_TEMPLATE, pool(1), "the cat sat")
+    _, pieces, offsets = tokenize(bert, built.text)
+    ids = fs.token_segment_ids(offsets, built.char_bounds)
+    assert pieces[0] == "[CLS]" and pieces[-1] == "[SEP]"
+    assert ids[0] == -1 and ids[-1] == -1 and set(ids[1:-1].tolist()) == {0, 1}
+
+
+# --------------------------------------------------------------------------- cancel and progress
+
+
+class CountingForwards:
+    def __init__(self, model: LoadedModel) -> None:
+        self.calls = 0
+        self.handle = model.model.register_forward_hook(self.hook)
+
+    def hook(self, *_) -> None:
+        self.calls += 1
+
+
+@pytest.mark.parametrize("shots, calibrate, forwards", [
+    ([0, 1], False, 1),       # one item, no prefix for k = 0
+    ([2], False, 2),          # the demonstrations' prefix, then one item
+    ([2], True, 2),           # the prefix, then the content-free input (one step)
+])
+def test_cancel_stops_within_one_step(model, shots, calibrate, forwards) -> None:
+    reports: list[tuple[float, str]] = []
+    task = TaskState(report=lambda f, m: reports.append((f, m)),
+                     is_cancel_requested=lambda: len(reports) >= 1)
+    counter = CountingForwards(model)
+    try:
+        with pytest.raises(Cancelled):
+            evaluate(model, EXAMPLES, pool(4), LABELS, shots, seed=0, calibrate_labels=calibrate,
+                     task=task)
+    finally:
+        counter.handle.remove()
+    assert len(reports) == 1 and counter.calls == forwards
+
+
+def test_progress_reaches_one_with_a_report_per_query(model) -> None:
+    reports: list[float] = []
+    evaluate(model, EXAMPLES, pool(4), LABELS, [0, 1], task=TaskState(report=lambda f, m: reports.append(f)))
+    assert len(reports) == 2 * (len(EXAMPLES) + 1)
+    assert reports == sorted(reports) and reports[-1] == pytest.approx(1.0)
+
+
+def test_encoder_is_refused() -> None:
+    from tests.support.tiny_models import loaded
+
+    with pytest.raises(ExplorerError, match="encoder"):
+        evaluate(loaded("bert"), EXAMPLES, pool(2), ["cat", "dog"], [0], calibrate_labels=False)
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+@pytest.fixture(scope="module")
+def model_folder(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tiny-gpt2")
+    tiny_gpt2(512).save_pretrained(folder)
+    byte_level_tokenizer().save_pretrained(folder)
+    return folder
+
+
+def write_csv(path, rows, header=("text", "label")):
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+def read_csv(path):
+    with path.open(encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle)), path.read_text(encoding="utf-8").splitlines()[0]
+
+
+def test_cli_writes_exact_columns(model_folder, tmp_path, capsys) -> None:
+    from explorer.cli import main
+
+    examples = write_csv(tmp_path / "ex.csv", [(e.text, e.label) for e in EXAMPLES])
+    demos = write_csv(tmp_path / "demos.csv", [(e.text, e.label) for e in pool(4)])
+    template = tmp_path / "t.template"
+    template.write_text("=== demonstration ===\nReview: {text}\nSentiment: {label}\n"
+                        "=== query ===\nReview: {text}\nSentiment:\n", encoding="utf-8")
+    out, items = tmp_path / "result.csv", tmp_path / "items.csv"
+    code = main(["fewshot", "--model", str(model_folder), "--examples", str(examples),
+                 "--demos", str(demos), "--labels", "Positive,Negative", "--shots", "0,1,2",
+                 "--template", str(template), "--seed", "7", "--out", str(out),
+                 "--items-out", str(items)])
+    assert code == 0
+    rows, header = read_csv(out)
+    assert header == "shots,n,accuracy,calibrated_accuracy,mean_label_prob"
+    assert [r["shots"] for r in rows] == ["0", "1", "2"] and {r["n"] for r in rows} == {"3"}
+    item_rows, item_header = read_csv(items)
+    assert item_header == "shots,index,label,predicted,prompt,p_Positive,p_Negative"
+    assert len(item_rows) == 9
+    assert all(r["prompt"].startswith("Review: ") for r in item_rows)
+    for row in rows:
+        mine = [r for r in item_rows if r["shots"] == row["shots"]]
+        assert [r["index"] for r in mine] == ["0", "1", "2"]
+        assert float(row["accuracy"]) == pytest.approx(
+            np.mean([r["label"] == r["predicted"] for r in mine]))
+        assert 0.0 <= float(row["calibrated_accuracy"]) <= 1.0
+    printed = capsys.readouterr().out
+    assert "accuracy" in printed and "summed over" in printed
+
+
+@pytest.mark.parametrize("extra, needle", [
+    (["--labels", "Good,Bad"], "unknown label 'Positive'"),
+    (["--shots", "0,9"], "pool has only 4"),
+    (["--shots", "1,x"], "whole numbers"),
+    (["--examples", "/nonexistent/x.csv"], "Cannot read"),
+])
+def test_cli_bad_input_exits_2(model_folder, tmp_path, capsys, extra, needle) -> None:
+    from explorer.cli import main
+
+    examples = write_csv(tmp_path / "ex.csv", [(e.text, e.label) for e in EXAMPLES])
+    demos = write_csv(tmp_path / "demos.csv", [(e.text, e.label) for e in pool(4)])
+    args = ["fewshot", "--model", str(model_folder), "--examples", str(examples), "--demos",
+            str(demos), "--out", str(tmp_path / "r.csv"), *extra]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and needle in err and "Traceback" not in err
+    assert not (tmp_path / "r.csv").exists()
+
+
+# --------------------------------------------------------------------------- the real model
+
+
+@pytest.mark.embedded
+def test_smollm2_label_variants_and_probabilities() -> None:
+    from explorer.backend.loader import load_model
+
+    smol = load_model("smollm2")
+    variants = label_variants(smol, LABELS)
+    assert [[piece for _, _, piece in v.variants] for v in variants] == [
+        ["Positive", "ĠPositive"], ["Negative", "ĠNegative"]]
+    built = fs.build_prompt(fs.COURSE_TEMPLATE, pool(2), EXAMPLES[0])
+    last = analyze(smol, built.text).last_probs
+    np.testing.assert_allclose(label_probabilities(smol, built.text, variants),
+                               [last[list(v.ids)].sum() for v in variants], rtol=1e-4)
