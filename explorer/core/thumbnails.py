@@ -5,33 +5,55 @@ from __future__ import annotations
 import numpy as np
 
 
+def pooled_size(t: int, size: int) -> int:
+    """Side of a T x T map after pool_max with at most ``size`` pixels."""
+    if t <= size:
+        return t
+    block = -(-t // size)
+    return -(-t // block)
+
+
 def pool_max(square: np.ndarray, size: int) -> np.ndarray:
-    """Max-pool float[T, T] to at most float32[size, size] (keeps thin bright lines visible)."""
+    """Max-pool float[T, T] in square blocks to float32[c, c], c = pooled_size(T, size).
+
+    Max (not mean) keeps thin bright lines, such as a diagonal, visible in a thumbnail.
+    """
+    square = np.asarray(square, dtype=np.float32)
     t = square.shape[0]
     if t <= size:
-        return np.asarray(square, dtype=np.float32)
-    edges = np.linspace(0, t, size + 1).astype(int)
-    rows = np.maximum.reduceat(np.asarray(square, dtype=np.float32), edges[:-1], axis=0)
-    return np.maximum.reduceat(rows, edges[:-1], axis=1)
+        return square
+    block = -(-t // size)
+    c = -(-t // block)
+    padded = np.zeros((c * block, c * block), dtype=np.float32)
+    padded[:t, :t] = square
+    rows = padded.reshape(c, block, c * block).max(axis=1)  # two 1-axis reductions: ~10x faster
+    return rows.reshape(c, c, block).max(axis=2)
 
 
 def mosaic(attentions: np.ndarray, cell: int, gap: int = 1, group_gap: int = 0,
-           group_size: int = 1) -> tuple[np.ndarray, int]:
+           group_size: int = 1, hide_first: bool = False) -> tuple[np.ndarray, int]:
     """All maps of float16[L, H, T, T] as one float32 image [L*(c+gap), H*(c+gap) + extra].
 
     Each map is max-pooled to ``c = min(T, cell)`` pixels and scaled by its own maximum
     so every head is readable. Heads that share a key/value head (``group_size``) are
-    separated by ``group_gap`` extra pixels. Returns (image, c). Gaps are NaN
-    (drawn as background).
+    separated by ``group_gap`` extra pixels. ``hide_first`` drops key 0 and renormalises
+    each map's rows first. Returns (image, c). Gaps are NaN (drawn as background).
+    Works one map at a time, so no single numpy call runs long (the GUI thread shares
+    the interpreter lock with the worker that calls this).
     """
+    from explorer.core.analysis import drop_first_and_renormalise
+
     layers, heads, t, _ = attentions.shape
-    c = min(t, cell)
+    c = pooled_size(t, cell)
     groups = max(1, heads // max(1, group_size))
     width = heads * (c + gap) + (groups - 1) * group_gap
     image = np.full((layers * (c + gap), width), np.nan, dtype=np.float32)
     for layer in range(layers):
         for head in range(heads):
-            tile = pool_max(attentions[layer, head], c)
+            square = attentions[layer, head]
+            if hide_first and t > 1:
+                square = drop_first_and_renormalise(square)
+            tile = pool_max(square, cell)
             peak = float(tile.max())
             if peak > 0:
                 tile = tile / peak

@@ -27,15 +27,9 @@ class RunView:
 
     @classmethod
     def build(cls, request_id: int, result: RunResult) -> RunView:
-        from explorer.core.analysis import drop_first_and_renormalise
-
         group = result.model_info.group_size
         images = {}
-        plain, cell = mosaic(result.attentions, THUMBNAIL_CELL, THUMBNAIL_GAP, GROUP_GAP, group)
-        images[False] = plain
-        if result.num_tokens > 1:
-            hidden = drop_first_and_renormalise(result.attentions)
-            images[True], _ = mosaic(hidden, THUMBNAIL_CELL, THUMBNAIL_GAP, GROUP_GAP, group)
-        else:
-            images[True] = plain
+        for hide_first in (False, True):
+            images[hide_first], cell = mosaic(result.attentions, THUMBNAIL_CELL, THUMBNAIL_GAP,
+                                              GROUP_GAP, group, hide_first=hide_first)
         return cls(request_id, result, images, cell, group)
