@@ -41,14 +41,16 @@ def check_folder(folder: Path, *, trust_remote_code: bool, allow_pickle: bool) -
     if needs_remote_code(config) and not trust_remote_code:
         raise UnsafeModelError(
             f"The model in '{folder}' ships its own Python code (config.json has 'auto_map'). "
-            "Loading it runs that code. Use --trust-remote-code only if you trust its author."
+            "Loading it runs that code. Use --trust-remote-code only if you trust its author.",
+            option="trust_remote_code",
         )
     fmt = weight_format(folder)
     if fmt == "pickle" and not allow_pickle:
         raise UnsafeModelError(
             f"The model in '{folder}' has only pickle weights (.bin). Unpickling can run "
             "arbitrary code. Use --allow-pickle only if you trust the file, or convert it "
-            "to safetensors."
+            "to safetensors.",
+            option="allow_pickle",
         )
     if fmt == "none":
         raise ModelLoadError(f"No weights (.safetensors or .bin) found in '{folder}'.")

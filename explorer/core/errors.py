@@ -23,7 +23,14 @@ class ModelLoadError(ExplorerError):
 
 
 class UnsafeModelError(ExplorerError):
-    """Loading would run code (trust_remote_code) or unpickle weights without consent."""
+    """Loading would run code (trust_remote_code) or unpickle weights without consent.
+
+    ``option`` names the consent that would allow it: "trust_remote_code" or "allow_pickle".
+    """
+
+    def __init__(self, message: str, option: str = "") -> None:
+        super().__init__(message)
+        self.option = option
 
 
 class PromptError(ExplorerError):

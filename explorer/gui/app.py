@@ -92,9 +92,22 @@ def run_gui(args: argparse.Namespace, prompt: str | None) -> int:
     window = MainWindow()
     window.prompt_panel.set_text(prompt if prompt is not None else window.last_prompt())
     capture = ScreenshotRun(window, args, args.screenshot) if args.screenshot else None
+    if capture is not None:  # no dialogs headless: consent only from the command line
+        window.ask_consent = lambda spec, option, explanation: bool(getattr(args, option, False))
     window.show()
-    window.load_model(args.model, trust_remote_code=args.trust_remote_code, allow_pickle=args.allow_pickle)
-    window.controller.run_prompt(window.prompt_panel.text())
+    if args.session is not None:
+        from explorer.core.session import read_session
+
+        try:
+            session = read_session(args.session)
+        except Exception as exc:  # SessionError: a clear message, nothing changed
+            print(f"error: {exc}", file=sys.stderr)
+            window.close()
+            return 2
+        window.sessions.apply(session)
+    else:
+        window.load_model(args.model, trust_remote_code=args.trust_remote_code, allow_pickle=args.allow_pickle)
+        window.controller.run_prompt(window.prompt_panel.text())
     code = app.exec()
     if capture is not None:
         window.close()

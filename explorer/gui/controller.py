@@ -26,6 +26,7 @@ class Controller(QObject):
     load_state = Signal(bool, float, str)  # loading, fraction, stage
     running_changed = Signal(bool)
     error = Signal(str)  # a message for the user
+    consent_needed = Signal(str, str, str)  # spec, consent option, explanation
     status = Signal(str)  # a transient status line
 
     # queued requests to the worker thread
@@ -53,6 +54,7 @@ class Controller(QObject):
         self._request_id = 0
         self._load_id = 0
         self._pending_spec: str | None = None
+        self._pending_options: dict[str, Any] = {}
         self._loading = False
         self._running_id = 0
         self._prompt = ""
@@ -85,10 +87,17 @@ class Controller(QObject):
         request = self._next_id()
         self._load_id = request
         self._pending_spec = spec
+        self._pending_options = dict(options)
         self._loading = True
         self.load_state.emit(True, 0.0, f"Loading {spec}…")
         self._load_requested.emit(request, spec, dict(options))
         return request
+
+    def grant_consent(self, spec: str, option: str) -> int:
+        """Retry loading ``spec`` with one more consent (trust_remote_code / allow_pickle)."""
+        options = dict(self._pending_options) if spec == self._pending_spec else {}
+        options[option] = True
+        return self.load_model(spec, **options)
 
     def cancel_load(self) -> None:
         if self._loading:
@@ -110,6 +119,10 @@ class Controller(QObject):
         self.running_changed.emit(True)
         self._run_requested.emit(request, prompt, self.top_k)
         return request
+
+    def set_pending_prompt(self, prompt: str) -> None:
+        """Remember ``prompt`` to run as soon as the next model is loaded."""
+        self._prompt = prompt
 
     def rerun(self) -> None:
         if self._prompt:
@@ -152,13 +165,16 @@ class Controller(QObject):
         if self._prompt:
             self.run_prompt(self._prompt)
 
-    def _on_load_failed(self, request: int, message: str, cancelled: bool) -> None:
+    def _on_load_failed(self, request: int, message: str, kind: str) -> None:
         if request != self._load_id:
             return
         self._loading = False
+        cancelled = kind == "cancelled"
         self.load_state.emit(False, 0.0, "Load cancelled" if cancelled else "Load failed")
         if cancelled:
             self.status.emit(message)
+        elif kind.startswith("unsafe:") and self._pending_spec:
+            self.consent_needed.emit(self._pending_spec, kind.split(":", 1)[1], message)
         else:
             kept = f" The previous model ({self.model_info.name}) is still loaded." if self.model_info else ""
             self.error.emit(message + kept)

@@ -11,14 +11,18 @@ from PySide6.QtWidgets import (
     QInputDialog,
     QLabel,
     QMainWindow,
+    QMenu,
+    QMessageBox,
     QProgressBar,
     QPushButton,
     QVBoxLayout,
     QWidget,
 )
 
+from explorer.core.errors import ExplorerError
 from explorer.core.selection import Selection
 from explorer.core.types import ModelInfo
+from explorer.gui import exports
 from explorer.gui.controller import Controller
 from explorer.gui.panels.attention_panel import AttentionPanel
 from explorer.gui.panels.positional_panel import PositionalPanel
@@ -26,6 +30,7 @@ from explorer.gui.panels.probability_panel import ProbabilityPanel
 from explorer.gui.panels.prompt_panel import PromptPanel
 from explorer.gui.panels.tokens_panel import TokensPanel
 from explorer.gui.run_view import RunView
+from explorer.gui.sessions import SessionManager
 
 EMBEDDED = (("smollm2", "SmolLM2-135M-Instruct (decoder, RoPE)"),
             ("minilm", "all-MiniLM-L6-v2 (encoder, learned positions)"))
@@ -87,7 +92,9 @@ class MainWindow(QMainWindow):
         self.resizeDocks([self.docks["Prompt"], self.docks["Tokens"]], [500, 1000], Qt.Horizontal)
         self.resizeDocks([self.docks["Next-token probabilities"]], [420], Qt.Horizontal)
         self._build_status_bar()
+        self.extras_providers: list = []  # objects with session_extras() / apply_session_extras()
         self._build_menus()
+        self.sessions = SessionManager(self, self.settings)
         self._default_state = self.saveState(LAYOUT_VERSION)
         self._wire()
         self.resize(1500, 950)
@@ -120,34 +127,49 @@ class MainWindow(QMainWindow):
         self.progress.hide()
         self.cancel_button.hide()
 
+    def _action(self, text: str, slot, shortcut: str | QKeySequence | None = None) -> QAction:
+        action = QAction(text, self)
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+        action.triggered.connect(slot)
+        return action
+
     def _build_menus(self) -> None:
         file_menu = self.menuBar().addMenu("&File")
+        file_menu.addAction(self._action("&Open session…", self._open_session, QKeySequence.Open))
+        file_menu.addAction(self._action("&Save session…", self._save_session, QKeySequence.Save))
+        self.recent_menu = QMenu("Recent sessions", self)
+        self.recent_menu.aboutToShow.connect(self._fill_recent)
+        file_menu.addMenu(self.recent_menu)
+        file_menu.addSeparator()
         model_menu = self.menuBar().addMenu("&Model")
         for alias, title in EMBEDDED:
-            action = QAction(f"{title}", self)
-            action.triggered.connect(lambda _=False, a=alias: self.load_model(a))
-            model_menu.addAction(action)
+            model_menu.addAction(self._action(title, lambda _=False, a=alias: self.load_model(a)))
         model_menu.addSeparator()
-        open_folder = QAction("Open model &folder…", self, shortcut=QKeySequence("Ctrl+O"))
-        open_folder.triggered.connect(self._open_folder)
-        open_gguf = QAction("Open &GGUF file…", self, shortcut=QKeySequence("Ctrl+Shift+O"))
-        open_gguf.triggered.connect(self._open_gguf)
-        hub = QAction("Load cached &hub id…", self)
-        hub.triggered.connect(self._open_hub_id)
-        for action in (open_folder, open_gguf, hub):
+        for action in (self._action("Open model &folder…", self._open_folder, "Ctrl+M"),
+                       self._action("Open &GGUF file…", self._open_gguf, "Ctrl+G"),
+                       self._action("Load cached &hub id…", self._open_hub_id)):
             model_menu.addAction(action)
             file_menu.addAction(action)
         file_menu.addSeparator()
-        export_png = QAction("Save window as &PNG…", self, shortcut=QKeySequence("Ctrl+Shift+S"))
-        export_png.triggered.connect(self._save_png)
-        export_npz = QAction("Export run as .&npz…", self, shortcut=QKeySequence("Ctrl+E"))
-        export_npz.triggered.connect(self._export_npz)
-        file_menu.addAction(export_npz)
-        file_menu.addAction(export_png)
+        export_menu = file_menu.addMenu("&Export")
+        export_menu.addAction(self._action("Run as .&npz…", self._export_npz, "Ctrl+E"))
+        export_menu.addAction(self._action("Selected head's attention as &CSV…", self._export_attention_csv))
+        export_menu.addAction(self._action("Probability bars as CS&V…", self._export_probabilities_csv))
+        export_menu.addSeparator()
+        self.export_targets = {
+            "Window": self,
+            "Attention panel": self.attention_panel,
+            "Probability panel": self.probability_panel,
+            "Positional panel": self.positional_panel,
+            "Tokens panel": self.tokens_panel,
+        }
+        for name, widget in self.export_targets.items():
+            export_menu.addAction(self._action(f"{name} as PNG…", lambda _=False, w=widget, n=name: self._export_image(w, n, "png")))
+            export_menu.addAction(self._action(f"{name} as SVG…", lambda _=False, w=widget, n=name: self._export_image(w, n, "svg")))
+        file_menu.addAction(self._action("Copy window &image", lambda: exports.copy_image(self), "Ctrl+Shift+C"))
         file_menu.addSeparator()
-        quit_action = QAction("&Quit", self, shortcut=QKeySequence.Quit)
-        quit_action.triggered.connect(self.close)
-        file_menu.addAction(quit_action)
+        file_menu.addAction(self._action("&Quit", self.close, QKeySequence.Quit))
 
         view_menu = self.menuBar().addMenu("&View")
         for dock in self.docks.values():
@@ -178,6 +200,7 @@ class MainWindow(QMainWindow):
         c.load_state.connect(self._show_load_state)
         c.running_changed.connect(lambda on: self.running_label.setText("Running…" if on else ""))
         c.error.connect(self.banner.show_message)
+        c.consent_needed.connect(self._on_consent_needed)
         c.status.connect(lambda text: self.statusBar().showMessage(text, 6000))
 
     # -- actions ----------------------------------------------------------------------------
@@ -204,24 +227,109 @@ class MainWindow(QMainWindow):
         if ok and text.strip():
             self.load_model(text.strip())
 
-    def _save_png(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Save window as PNG", "attention-explorer.png", "PNG (*.png)")
-        if path and not self.grab().save(path, "PNG"):
-            self.banner.show_message(f"Could not write {path}.")
+    def _ask_path(self, title: str, default: str, filters: str) -> str:
+        path, _ = QFileDialog.getSaveFileName(self, title, default, filters)
+        return path
 
-    def _export_npz(self) -> None:
+    def _need_result(self):
         result = self.controller.result
         if result is None:
             self.banner.show_message("Nothing to export yet: run a prompt first.")
-            return
-        path, _ = QFileDialog.getSaveFileName(self, "Export run", "run.npz", "NumPy archive (*.npz)")
-        if path:
-            from explorer.core.result_io import save_npz
+        return result
 
-            try:
-                save_npz(result, path)
-            except OSError as exc:
-                self.banner.show_message(f"Could not write {path}: {exc}")
+    def _write(self, what: str, writer) -> None:
+        try:
+            ok = writer()
+        except (OSError, ExplorerError) as exc:
+            self.banner.show_message(f"Could not write {what}: {exc}")
+            return
+        if ok is False:
+            self.banner.show_message(f"Could not write {what}.")
+        else:
+            self.statusBar().showMessage(f"Saved {what}", 5000)
+
+    def _export_image(self, widget: QWidget, name: str, fmt: str) -> None:
+        default = f"{name.lower().replace(' ', '-')}.{fmt}"
+        path = self._ask_path(f"Save {name} as {fmt.upper()}", default, f"{fmt.upper()} (*.{fmt})")
+        if path:
+            save = exports.save_png if fmt == "png" else exports.save_svg
+            self._write(path, lambda: save(widget, path))
+
+    def _export_npz(self) -> None:
+        result = self._need_result()
+        path = result is not None and self._ask_path("Export run", "run.npz", "NumPy archive (*.npz)")
+        if path:
+            self._write(path, lambda: exports.save_run(result, path))
+
+    def _export_attention_csv(self) -> None:
+        result = self._need_result()
+        path = result is not None and self._ask_path("Export attention", "attention.csv", "CSV (*.csv)")
+        if path:
+            self._write(path, lambda: exports.save_attention_csv(self.attention_panel, result, path))
+
+    def _export_probabilities_csv(self) -> None:
+        result = self._need_result()
+        if result is not None and not result.has_next_token:
+            self.banner.show_message("This model is an encoder: it has no next-token probabilities.")
+            return
+        path = result is not None and self._ask_path("Export probabilities", "probabilities.csv", "CSV (*.csv)")
+        if path:
+            position = self.controller.selection.token
+            self._write(path, lambda: exports.save_probabilities_csv(result, position, path))
+
+    # -- sessions ---------------------------------------------------------------------------------
+    def _save_session(self) -> None:
+        path = self._ask_path("Save session", "session.aesession.json", "Session (*.json)")
+        if path:
+            self._write(path, lambda: self.sessions.save(path))
+
+    def _open_session(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open session", "", "Session (*.json);;All files (*)")
+        if path:
+            self.open_session(path)
+
+    def open_session(self, path: str) -> bool:
+        try:
+            self.sessions.open(path)
+        except ExplorerError as exc:
+            self.banner.show_message(str(exc))
+            return False
+        return True
+
+    def _fill_recent(self) -> None:
+        self.recent_menu.clear()
+        recent = self.sessions.recent()
+        if not recent:
+            self.recent_menu.addAction("(none)").setEnabled(False)
+        for path in recent:
+            self.recent_menu.addAction(self._action(path, lambda _=False, p=path: self.open_session(p)))
+
+    def session_extras(self) -> dict:
+        extras: dict = {}
+        for provider in self.extras_providers:
+            extras.update(provider.session_extras())
+        return extras
+
+    def apply_session_extras(self, extras: dict) -> None:
+        for provider in self.extras_providers:
+            provider.apply_session_extras(extras)
+
+    # -- consent -----------------------------------------------------------------------------------
+    def ask_consent(self, spec: str, option: str, explanation: str) -> bool:
+        """Ask before running a model's code or unpickling its weights (tests replace this)."""
+        what = "run Python code shipped with" if option == "trust_remote_code" else "unpickle the weights of"
+        answer = QMessageBox.warning(
+            self, "Allow this model?",
+            f"{explanation}\n\nDo you want to {what} '{spec}'? Only do this for files you trust.",
+            QMessageBox.Yes | QMessageBox.No, QMessageBox.No)
+        return answer == QMessageBox.Yes
+
+    def _on_consent_needed(self, spec: str, option: str, explanation: str) -> None:
+        if self.ask_consent(spec, option, explanation):
+            self.controller.grant_consent(spec, option)
+        else:
+            kept = f" The previous model ({self.controller.model_info.name}) is still loaded." if self.controller.model_info else ""
+            self.banner.show_message(explanation + kept)
 
     # -- controller → panels -------------------------------------------------------------------
     def _show_run(self, view: RunView) -> None:
@@ -274,7 +382,6 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt naming
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("window/state", self.saveState(LAYOUT_VERSION))
-        self.settings.setValue("prompt/last", self.prompt_panel.text())
-        self.settings.sync()
+        self.sessions.autosave_prompt()
         self.controller.shutdown()
         super().closeEvent(event)

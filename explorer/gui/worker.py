@@ -15,7 +15,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
-from explorer.core.errors import Cancelled, ExplorerError
+from explorer.core.errors import Cancelled, ExplorerError, UnsafeModelError
 from explorer.core.progress import TaskState
 from explorer.gui.run_view import RunView
 
@@ -46,7 +46,7 @@ class EngineWorker(QObject):
 
     load_progress = Signal(int, float, str)  # request id, fraction, stage
     model_loaded = Signal(int, object)  # request id, ModelInfo
-    load_failed = Signal(int, str, bool)  # request id, message, cancelled
+    load_failed = Signal(int, str, str)  # request id, message, kind: cancelled | unsafe:<option> | error
     run_finished = Signal(int, object)  # request id, RunView
     run_failed = Signal(int, str)  # request id, message
 
@@ -84,10 +84,13 @@ class EngineWorker(QObject):
         try:
             model = self._load_fn(spec, task, **(options or {}))
         except Cancelled:
-            self.load_failed.emit(request_id, "Loading cancelled; the previous model is kept.", True)
+            self.load_failed.emit(request_id, "Loading cancelled; the previous model is kept.", "cancelled")
+            return
+        except UnsafeModelError as exc:
+            self.load_failed.emit(request_id, exc.message, f"unsafe:{exc.option}")
             return
         except BaseException as exc:  # noqa: BLE001 - any failure becomes a message
-            self.load_failed.emit(request_id, describe_failure(exc), False)
+            self.load_failed.emit(request_id, describe_failure(exc), "error")
             return
         self._model = model
         self.model_loaded.emit(request_id, model.info)

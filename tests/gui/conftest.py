@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from PySide6.QtCore import QSettings
 
-from explorer.core.errors import ModelLoadError
+from explorer.core.errors import ModelLoadError, UnsafeModelError
 from tests.support import tiny_models
 
 TINY = {"tiny-gpt2": "gpt2", "tiny-llama": "llama", "tiny-bert": "bert"}
@@ -13,6 +13,10 @@ TINY = {"tiny-gpt2": "gpt2", "tiny-llama": "llama", "tiny-bert": "bert"}
 
 def fake_load(spec: str, task, **options):
     task.progress(0.5, "Loading tiny model")
+    if spec == "pickled-gpt2":
+        if not options.get("allow_pickle"):
+            raise UnsafeModelError("only pickle weights", option="allow_pickle")
+        spec = "tiny-gpt2"
     if spec not in TINY:
         raise ModelLoadError(f"Could not load '{spec}': broken on purpose")
     return tiny_models.loaded(TINY[spec])

@@ -45,3 +45,19 @@ def test_screenshot_on_smollm2(tmp_path):
                    "--select-token", "3", "--layer", "5", "--head", "4", "--screenshot", str(out))
     assert proc.returncode == 0, proc.stderr
     assert not QImage(str(out)).isNull()
+
+
+def test_session_with_screenshot(tiny_gpt2_folder, tmp_path):
+    from explorer.core.selection import Selection
+    from explorer.core.session import ModelRef, Session, write_session
+
+    session = write_session(Session(ModelRef(str(tiny_gpt2_folder)), "The dog sat on the log",
+                                    Selection(token=2, layer=1, head=2)), tmp_path / "s.json")
+    out = tmp_path / "from-session.png"
+    proc = capture("--session", str(session), "--screenshot", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert not QImage(str(out)).isNull()
+    broken = tmp_path / "broken.json"
+    broken.write_text("{")
+    proc = capture("--session", str(broken), "--screenshot", str(tmp_path / "no.png"))
+    assert proc.returncode == 2 and "not complete JSON" in proc.stderr

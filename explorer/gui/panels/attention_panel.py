@@ -130,6 +130,8 @@ class AttentionPanel(QWidget):
 
     def show_selection(self, selection: Selection) -> None:
         old = self.selection
+        if self.view is not None:  # a selection may arrive before its run is drawn
+            selection = selection.clamped(self.view.result.num_tokens, self.view.result.model_info)
         self.selection = selection
         for box, value in ((self.head_mean_box, selection.head_mean), (self.hide_first_box, selection.hide_first)):
             if box.isChecked() != value:

@@ -1,0 +1,145 @@
+"""Session files: a versioned JSON record of what is on screen, strictly validated.
+
+A session never carries consent: ``trust_remote_code`` and pickle loading are not
+stored, so opening a session asks for the same confirmation as loading by hand.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from explorer.core.errors import ExplorerError
+from explorer.core.selection import Selection
+
+FORMAT_NAME = "attention-explorer-session"
+FORMAT_VERSION = 1
+MAX_SESSION_BYTES = 50_000_000
+
+
+class SessionError(ExplorerError):
+    """A session file that cannot be opened (malformed, truncated, from a newer version)."""
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """spec: alias, path or hub id as typed; fingerprint: sha256 of a local file or folder."""
+
+    spec: str
+    fingerprint: str | None = None
+
+
+@dataclass(frozen=True)
+class Session:
+    model: ModelRef
+    prompt: str = ""
+    selection: Selection = field(default_factory=Selection)
+    comparison: dict[str, Any] = field(default_factory=dict)
+    generation: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        data = {
+            "format": FORMAT_NAME,
+            "version": FORMAT_VERSION,
+            "model": asdict(self.model),
+            "prompt": self.prompt,
+            "selection": asdict(self.selection),
+            "comparison": self.comparison,
+            "generation": self.generation,
+        }
+        return json.dumps(data, indent=2, ensure_ascii=False)
+
+
+def fingerprint(path: Path) -> str | None:
+    """sha256 of a local model: the file's bytes, or for a folder its config and the
+    names and sizes of its files (weights are too large to hash on every save)."""
+    path = Path(path)
+    digest = hashlib.sha256()
+    if path.is_file():
+        with path.open("rb") as handle:
+            while chunk := handle.read(1 << 22):
+                digest.update(chunk)
+        return digest.hexdigest()
+    if path.is_dir():
+        config = path / "config.json"
+        if config.is_file():
+            digest.update(config.read_bytes())
+        for item in sorted(p for p in path.iterdir() if p.is_file()):
+            digest.update(f"{item.name}:{item.stat().st_size}\n".encode())
+        return digest.hexdigest()
+    return None
+
+
+def _expect(condition: bool, message: str) -> None:
+    if not condition:
+        raise SessionError(f"Not a valid session file: {message}.")
+
+
+def _selection(data: Any) -> Selection:
+    _expect(isinstance(data, dict), "'selection' must be an object")
+    defaults = asdict(Selection())
+    values: dict[str, Any] = {}
+    for key, default in defaults.items():
+        value = data.get(key, default)
+        if isinstance(default, bool):
+            _expect(isinstance(value, bool), f"selection.{key} must be true or false")
+        else:
+            _expect(isinstance(value, int) and not isinstance(value, bool) and value >= 0,
+                    f"selection.{key} must be a non-negative integer")
+        values[key] = value
+    return Selection(**values)
+
+
+def parse_session(text: str) -> Session:
+    """Validate and read a session; raises SessionError with the reason."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SessionError(f"Not a valid session file: it is not complete JSON ({exc.msg} at "
+                           f"line {exc.lineno}).") from exc
+    _expect(isinstance(data, dict), "the top level must be an object")
+    _expect(data.get("format") == FORMAT_NAME, f"'format' must be {FORMAT_NAME!r}")
+    version = data.get("version")
+    _expect(isinstance(version, int) and not isinstance(version, bool), "'version' must be an integer")
+    if version > FORMAT_VERSION:
+        raise SessionError(f"This session was saved by a newer Attention Explorer (format version "
+                           f"{version}; this one reads up to {FORMAT_VERSION}). Please update.")
+    _expect(version >= 1, "'version' must be at least 1")
+    model = data.get("model")
+    _expect(isinstance(model, dict) and isinstance(model.get("spec"), str) and model["spec"].strip(),
+            "'model.spec' must be a non-empty string")
+    fp = model.get("fingerprint")
+    _expect(fp is None or isinstance(fp, str), "'model.fingerprint' must be a string or null")
+    prompt = data.get("prompt", "")
+    _expect(isinstance(prompt, str), "'prompt' must be a string")
+    comparison = data.get("comparison", {})
+    generation = data.get("generation", {})
+    _expect(isinstance(comparison, dict), "'comparison' must be an object")
+    _expect(isinstance(generation, dict), "'generation' must be an object")
+    return Session(ModelRef(model["spec"], fp), prompt, _selection(data.get("selection", {})),
+                   comparison, generation)
+
+
+def read_session(path: str | Path) -> Session:
+    path = Path(path)
+    try:
+        if path.stat().st_size > MAX_SESSION_BYTES:
+            raise SessionError(f"'{path}' is too large to be a session file.")
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise SessionError(f"No such session file: '{path}'.") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SessionError(f"Cannot read the session file '{path}': {exc}") from exc
+    return parse_session(text)
+
+
+def write_session(session: Session, path: str | Path) -> Path:
+    """Write atomically (temp file, then rename) so a crash never leaves half a session."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(session.to_json(), encoding="utf-8")
+    tmp.replace(path)
+    return path

@@ -1,0 +1,107 @@
+"""Session save/open for the main window, recent sessions, and the prompt autosave."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import QObject, QSettings, QTimer
+
+from explorer.core.selection import Selection
+from explorer.core.session import ModelRef, Session, fingerprint, read_session, write_session
+
+if TYPE_CHECKING:
+    from explorer.gui.main_window import MainWindow
+
+MAX_RECENT = 8
+AUTOSAVE_MS = 1000
+
+
+def local_model_path(spec: str) -> Path | None:
+    path = Path(spec).expanduser()
+    return path if path.exists() else None
+
+
+class SessionManager(QObject):
+    """Builds a Session from the window and applies one to it."""
+
+    def __init__(self, window: MainWindow, settings: QSettings) -> None:
+        super().__init__(window)
+        self.window = window
+        self.settings = settings
+        self._pending_selection: Selection | None = None
+        self._autosave = QTimer(self, singleShot=True, interval=AUTOSAVE_MS)
+        self._autosave.timeout.connect(self.autosave_prompt)
+        window.prompt_panel.editor.textChanged.connect(self._autosave.start)
+        window.run_displayed.connect(self._apply_pending_selection)
+
+    # -- autosave ------------------------------------------------------------------------
+    def autosave_prompt(self) -> None:
+        self.settings.setValue("prompt/last", self.window.prompt_panel.text())
+        self.settings.sync()
+
+    # -- save / open ---------------------------------------------------------------------
+    def current(self) -> Session:
+        c = self.window.controller
+        spec = c.model_spec or (c.model_info.name if c.model_info else "smollm2")
+        local = local_model_path(spec)
+        extra = self.window.session_extras()
+        return Session(
+            model=ModelRef(spec, fingerprint(local) if local else None),
+            prompt=self.window.prompt_panel.text(),
+            selection=c.selection,
+            comparison=extra.get("comparison", {}),
+            generation=extra.get("generation", {}),
+        )
+
+    def save(self, path: str | Path) -> Path:
+        written = write_session(self.current(), path)
+        self.remember(written)
+        return written
+
+    def open(self, path: str | Path) -> Session:
+        """Read and apply a session. Raises SessionError before changing anything."""
+        session = read_session(path)
+        self.apply(session)
+        self.remember(Path(path))
+        return session
+
+    def apply(self, session: Session) -> None:
+        w, c = self.window, self.window.controller
+        local = local_model_path(session.model.spec)
+        if session.model.fingerprint and local is not None and fingerprint(local) != session.model.fingerprint:
+            c.status.emit(f"Note: the model at {session.model.spec} changed since the session was saved.")
+        self._pending_selection = session.selection
+        w.prompt_panel.editor.blockSignals(True)
+        w.prompt_panel.set_text(session.prompt)
+        w.prompt_panel.editor.blockSignals(False)
+        w.apply_session_extras({"comparison": session.comparison, "generation": session.generation})
+        c.set_options(**{k: v for k, v in asdict(session.selection).items() if isinstance(v, bool)})
+        if c.model_spec != session.model.spec:
+            c.set_pending_prompt(session.prompt)
+            w.load_model(session.model.spec)  # never with consent: the user must confirm again
+        else:
+            c.run_prompt(session.prompt)
+
+    def _apply_pending_selection(self, _view: object) -> None:
+        selection = self._pending_selection
+        if selection is None:
+            return
+        self._pending_selection = None
+        c = self.window.controller
+        c.select_head(selection.layer, selection.head)
+        c.set_options(head_mean=selection.head_mean)
+        c.select_token(selection.token)
+
+    # -- recent ---------------------------------------------------------------------------
+    def recent(self) -> list[str]:
+        value = self.settings.value("sessions/recent", [])
+        if isinstance(value, str):
+            value = [value]
+        return [v for v in (value or []) if isinstance(v, str)]
+
+    def remember(self, path: Path) -> None:
+        entry = str(Path(path).resolve())
+        items = [entry] + [p for p in self.recent() if p != entry]
+        self.settings.setValue("sessions/recent", items[:MAX_RECENT])

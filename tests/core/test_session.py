@@ -1,0 +1,84 @@
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from explorer.core.export import write_attention_csv, write_probabilities_csv
+from explorer.core.selection import Selection
+from explorer.core.session import (
+    FORMAT_VERSION,
+    ModelRef,
+    Session,
+    SessionError,
+    fingerprint,
+    parse_session,
+    read_session,
+    write_session,
+)
+from tests.core.test_result_io import make_result
+
+
+def sample() -> Session:
+    return Session(ModelRef("smollm2", "ab" * 32), "Hello\nthere 🙂",
+                   Selection(token=2, layer=3, head=1, hide_first=True), {"columns": ["a"]}, {"seed": 7})
+
+
+def test_round_trip(tmp_path):
+    path = write_session(sample(), tmp_path / "s.json")
+    assert read_session(path) == sample()
+    assert json.loads(path.read_text())["version"] == FORMAT_VERSION
+
+
+@pytest.mark.parametrize("text,reason", [
+    ("", "not complete JSON"),
+    ('{"format": "attention-explorer-session", "version": 1, "model": {"spec": "smol', "not complete JSON"),
+    ("[]", "top level"),
+    ('{"format": "other", "version": 1}', "'format'"),
+    ('{"format": "attention-explorer-session", "version": "1"}', "'version'"),
+    ('{"format": "attention-explorer-session", "version": 1, "model": {"spec": ""}}', "model.spec"),
+    ('{"format": "attention-explorer-session", "version": 1, "model": {"spec": "x"}, '
+     '"selection": {"token": -1}}', "selection.token"),
+    ('{"format": "attention-explorer-session", "version": 1, "model": {"spec": "x"}, '
+     '"selection": {"hide_first": "yes"}}', "selection.hide_first"),
+])
+def test_malformed_sessions_are_refused_with_the_reason(text, reason):
+    with pytest.raises(SessionError, match="Not a valid session file") as info:
+        parse_session(text)
+    assert reason in str(info.value)
+
+
+def test_future_version_is_refused():
+    text = sample().to_json().replace(f'"version": {FORMAT_VERSION}', '"version": 99')
+    with pytest.raises(SessionError, match="newer Attention Explorer"):
+        parse_session(text)
+
+
+def test_consent_is_never_stored():
+    text = sample().to_json()
+    assert "trust_remote_code" not in text and "pickle" not in text
+    data = json.loads(text)
+    data["model"]["trust_remote_code"] = True  # a crafted file cannot grant consent
+    session = parse_session(json.dumps(data))
+    assert not hasattr(session.model, "trust_remote_code")
+
+
+def test_fingerprint_changes_with_content(tmp_path):
+    f = tmp_path / "m.gguf"
+    f.write_bytes(b"GGUF1")
+    first = fingerprint(f)
+    f.write_bytes(b"GGUF2")
+    assert fingerprint(f) != first and len(first) == 64
+    assert fingerprint(tmp_path / "missing") is None
+
+
+def test_attention_and_probability_csv(tmp_path):
+    result = make_result()
+    matrix = result.attentions[0, 1].astype(np.float32)
+    rows = list(csv.reader(write_attention_csv(matrix, result, tmp_path / "a.csv").open()))
+    assert rows[0] == ["query \\ key", "0:a", "1:␣b", "2:␣c"]
+    assert [r[0] for r in rows[1:]] == ["0:a", "1:␣b", "2:␣c"]
+    np.testing.assert_allclose(np.array(rows[1:])[:, 1:].astype(float), matrix, atol=1e-6)
+    rows = list(csv.reader(write_probabilities_csv(result, 1, tmp_path / "p.csv").open()))
+    assert rows[0] == ["rank", "token_id", "token", "probability", "logit"]
+    assert rows[1][:3] == ["1", "0", "x"] and float(rows[1][3]) == pytest.approx(0.4)

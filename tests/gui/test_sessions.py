@@ -1,0 +1,88 @@
+"""Sessions, autosave, exports and consent in the window."""
+
+import csv
+import json
+
+import numpy as np
+from PySide6.QtCore import QSettings
+
+from explorer.core.session import read_session
+from tests.gui.conftest import load_and_run
+
+PROMPT = "The cat sat on the mat."
+
+
+def test_save_and_open_restores_prompt_model_and_selection(qtbot, window, tmp_path):
+    load_and_run(qtbot, window, "tiny-llama", PROMPT)
+    window.controller.select_head(2, 1)
+    window.controller.select_token(3)
+    window.controller.set_options(hide_first=True)
+    path = window.sessions.save(tmp_path / "s.json")
+    saved = read_session(path)
+    assert saved.model.spec == "tiny-llama" and saved.prompt == PROMPT
+    assert (saved.selection.layer, saved.selection.head, saved.selection.token) == (2, 1, 3)
+
+    load_and_run(qtbot, window, "tiny-gpt2", "Something else entirely")
+    with qtbot.waitSignal(window.run_displayed, timeout=30000,
+                          check_params_cb=lambda v: v.result.prompt == PROMPT):
+        assert window.open_session(str(path))
+    qtbot.waitUntil(lambda: window.controller.selection.token == 3)
+    s = window.controller.selection
+    assert (s.layer, s.head, s.hide_first) == (2, 1, True)
+    assert window.controller.model_info.name == "tiny-llama"
+    assert window.prompt_panel.text() == PROMPT
+    assert str(path.resolve()) in window.sessions.recent()
+
+
+def test_bad_session_changes_nothing(qtbot, window, tmp_path):
+    load_and_run(qtbot, window, "tiny-gpt2", PROMPT)
+    before = (window.prompt_panel.text(), window.controller.selection, window.controller.model_info)
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"format": "attention-explorer-session", "version": 1, "model": {"spec": "tiny-ll')
+    future = tmp_path / "future.json"
+    future.write_text(json.dumps({"format": "attention-explorer-session", "version": 7,
+                                  "model": {"spec": "tiny-llama"}}))
+    for path, reason in ((bad, "not complete JSON"), (future, "newer"), (tmp_path / "gone.json", "No such")):
+        assert not window.open_session(str(path))
+        assert reason in window.banner.label.text()
+        assert (window.prompt_panel.text(), window.controller.selection, window.controller.model_info) == before
+
+
+def test_prompt_autosave_survives_without_close(qtbot, window, tmp_path):
+    window.prompt_panel.set_text("unsaved words")
+    qtbot.waitUntil(lambda: window.settings.value("prompt/last") == "unsaved words", timeout=5000)
+    # a new QSettings on the same file (as after a crash) sees it
+    again = QSettings(window.settings.fileName(), QSettings.IniFormat)
+    assert again.value("prompt/last") == "unsaved words"
+
+
+def test_exports(qtbot, window, tmp_path):
+    view = load_and_run(qtbot, window, "tiny-gpt2", PROMPT)
+    window.controller.select_head(1, 2)
+    window.controller.select_token(4)
+    from explorer.gui import exports
+
+    path = exports.save_attention_csv(window.attention_panel, view.result, tmp_path / "a.csv")
+    rows = list(csv.reader(path.open()))
+    values = np.array([r[1:] for r in rows[1:]], dtype=float)
+    np.testing.assert_allclose(values, view.result.attentions[1, 2].astype(float), atol=1e-6)
+    rows = list(csv.reader(exports.save_probabilities_csv(view.result, 4, tmp_path / "p.csv").open()))
+    assert int(rows[1][1]) == int(view.result.topk_ids[4, 0])
+    assert exports.save_png(window.attention_panel, tmp_path / "a.png")
+    assert exports.save_svg(window.probability_panel, tmp_path / "p.svg")
+    assert (tmp_path / "p.svg").read_text().lstrip().startswith("<?xml")
+    exports.copy_image(window.attention_panel)
+
+
+def test_pickle_model_needs_consent(qtbot, window):
+    load_and_run(qtbot, window, "tiny-gpt2", PROMPT)
+    asked = []
+    window.ask_consent = lambda spec, option, text: asked.append(option) or False
+    with qtbot.waitSignal(window.controller.consent_needed):
+        window.load_model("pickled-gpt2")
+    assert asked == ["allow_pickle"]
+    assert window.controller.model_info.name == "tiny-gpt2" and window.banner.isVisible()
+    window.ask_consent = lambda spec, option, text: True
+    with qtbot.waitSignal(window.controller.model_changed, timeout=30000):
+        window.load_model("pickled-gpt2")
+    assert window.controller.model_spec == "pickled-gpt2"
