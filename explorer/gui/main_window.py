@@ -36,7 +36,7 @@ EMBEDDED = (("smollm2", "SmolLM2-135M-Instruct (decoder, RoPE)"),
             ("minilm", "all-MiniLM-L6-v2 (encoder, learned positions)"))
 DEFAULT_PROMPT = ("Classify this review:\nI loved this movie!\nSentiment: Positive\n\n"
                   "Classify this review:\nI don't like this chair.\nSentiment:")
-LAYOUT_VERSION = 1
+LAYOUT_VERSION = 2
 
 
 class ErrorBanner(QWidget):
@@ -86,18 +86,22 @@ class MainWindow(QMainWindow):
         self._add_dock("Prompt", self.prompt_panel, Qt.TopDockWidgetArea)
         self._add_dock("Tokens", self.tokens_panel, Qt.TopDockWidgetArea)
         self._add_dock("Next-token probabilities", self.probability_panel, Qt.RightDockWidgetArea)
-        self._add_dock("Positional encoding", self.positional_panel, Qt.RightDockWidgetArea)
+        self._add_dock("Positional encoding", self.positional_panel, Qt.BottomDockWidgetArea)
         self.splitDockWidget(self.docks["Prompt"], self.docks["Tokens"], Qt.Horizontal)
-        self.resizeDocks([self.docks["Prompt"], self.docks["Tokens"]], [160, 160], Qt.Vertical)
-        self.resizeDocks([self.docks["Prompt"], self.docks["Tokens"]], [500, 1000], Qt.Horizontal)
-        self.resizeDocks([self.docks["Next-token probabilities"]], [420], Qt.Horizontal)
+        self.setCorner(Qt.BottomRightCorner, Qt.RightDockWidgetArea)
+        self.setCorner(Qt.TopRightCorner, Qt.RightDockWidgetArea)
+        self.probability_panel.setMinimumWidth(340)
         self._build_status_bar()
         self.extras_providers: list = []  # objects with session_extras() / apply_session_extras()
         self._build_menus()
         self.sessions = SessionManager(self, self.settings)
-        self._default_state = self.saveState(LAYOUT_VERSION)
         self._wire()
-        self.resize(1500, 950)
+        self.resize(1500, 1000)
+        self.resizeDocks([self.docks["Prompt"], self.docks["Tokens"]], [130, 130], Qt.Vertical)
+        self.resizeDocks([self.docks["Prompt"], self.docks["Tokens"]], [450, 700], Qt.Horizontal)
+        self.resizeDocks([self.docks["Next-token probabilities"]], [400], Qt.Horizontal)
+        self.resizeDocks([self.docks["Positional encoding"]], [260], Qt.Vertical)
+        self._default_state = self.saveState(LAYOUT_VERSION)
         self._restore_settings()
 
     # -- construction ---------------------------------------------------------------------

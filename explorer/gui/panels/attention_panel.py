@@ -114,7 +114,7 @@ class AttentionPanel(QWidget):
         self.grid_plot.setLabel("top", "head")
         labels = [short_label(display_piece(p, info.piece_style)) for p in view.result.tokens]
         self.map_plot.getAxis("left").setTicks([strided_ticks(labels)])
-        self.map_plot.getAxis("bottom").setTicks([strided_ticks(labels)])
+        self.map_plot.getAxis("bottom").setTicks([strided_ticks(labels, max_labels=18)])
         if info.group_size > 1:
             self.legend.setText(
                 f"Grouped-query attention: every {info.group_size} query heads share one key/value "

@@ -58,9 +58,11 @@ class ProbabilityPanel(QWidget):
             self.title.setText(f"<b>{result.model_info.name}</b> is an encoder: it does not predict "
                                "a next token.")
             self.bars.setOpts(x0=[], y=[], width=[], brushes=[])
+            self.plot_widget.hide()
             self.actual.setText("")
             self.shown_position = None
             return
+        self.plot_widget.show()
         i = selection.token
         style = result.model_info.piece_style
         shown = min(self.max_bars, result.top_k)
