@@ -7,6 +7,8 @@ carries an id; results with an older id than the newest request are dropped.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from PySide6.QtCore import QObject, Signal
@@ -17,6 +19,26 @@ from explorer.gui.run_view import RunView
 from explorer.gui.worker import EngineWorker, WorkerThread
 
 DEFAULT_TOP_K = 20
+
+
+@dataclass
+class Job:
+    """A function run in the worker thread on the loaded model, with callbacks on the GUI thread.
+
+    fn(model: LoadedModel, task: TaskState, emit: Callable[[object], None]) -> object
+    """
+
+    id: int
+    fn: Callable[..., Any]
+    on_done: Callable[[Any], None] | None = None
+    on_error: Callable[[str, bool], None] | None = None  # message, cancelled
+    on_progress: Callable[[float, str], None] | None = None
+    on_event: Callable[[Any], None] | None = None
+    controller: Any = field(default=None, repr=False)
+
+    def cancel(self) -> None:
+        if self.controller is not None:
+            self.controller.worker.cancel_job(self.id)
 
 
 class Controller(QObject):
@@ -32,6 +54,8 @@ class Controller(QObject):
     # queued requests to the worker thread
     _load_requested = Signal(int, str, object)
     _run_requested = Signal(int, str, int)
+    _job_requested = Signal(int, object)
+    _view_requested = Signal(int, object)
 
     def __init__(self, worker: EngineWorker | None = None, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -44,6 +68,13 @@ class Controller(QObject):
         self.worker.load_failed.connect(self._on_load_failed)
         self.worker.run_finished.connect(self._on_run_finished)
         self.worker.run_failed.connect(self._on_run_failed)
+        self._job_requested.connect(self.worker.run_job)
+        self._view_requested.connect(self.worker.build_view)
+        self.worker.job_progress.connect(self._on_job_progress)
+        self.worker.job_event.connect(self._on_job_event)
+        self.worker.job_finished.connect(self._on_job_finished)
+        self.worker.job_failed.connect(self._on_job_failed)
+        self.jobs: dict[int, Job] = {}
         self.thread.start()
 
         self.selection = Selection()
@@ -128,6 +159,53 @@ class Controller(QObject):
         if self._prompt:
             self.run_prompt(self._prompt)
 
+    # -- jobs and results made elsewhere ---------------------------------------------------
+    def submit(self, fn: Callable[..., Any], *, on_done: Callable[[Any], None] | None = None,
+               on_error: Callable[[str, bool], None] | None = None,
+               on_progress: Callable[[float, str], None] | None = None,
+               on_event: Callable[[Any], None] | None = None) -> Job:
+        """Queue ``fn(model, task, emit)`` on the worker thread (after any load in progress)."""
+        job = Job(self._next_id(), fn, on_done, on_error, on_progress, on_event, self)
+        self.jobs[job.id] = job
+        self._job_requested.emit(job.id, fn)
+        return job
+
+    def show_result(self, result: RunResult, selection: Selection | None = None) -> int:
+        """Show a result computed elsewhere (a generated sequence, a comparison column) in
+        every panel, with ``selection`` applied. The thumbnails are built in the worker."""
+        request = self._next_id()
+        self.worker.supersede_runs(request)
+        self._running_id = request
+        if selection is not None:
+            self.selection = selection
+            self._follow_last = False
+        self._prompt = result.prompt
+        self.running_changed.emit(True)
+        self._view_requested.emit(request, result)
+        return request
+
+    def _on_job_progress(self, job_id: int, fraction: float, stage: str) -> None:
+        job = self.jobs.get(job_id)
+        if job and job.on_progress:
+            job.on_progress(fraction, stage)
+
+    def _on_job_event(self, job_id: int, item: Any) -> None:
+        job = self.jobs.get(job_id)
+        if job and job.on_event:
+            job.on_event(item)
+
+    def _on_job_finished(self, job_id: int, value: Any) -> None:
+        job = self.jobs.pop(job_id, None)
+        if job and job.on_done:
+            job.on_done(value)
+
+    def _on_job_failed(self, job_id: int, message: str, cancelled: bool) -> None:
+        job = self.jobs.pop(job_id, None)
+        if job and job.on_error:
+            job.on_error(message, cancelled)
+        elif job and not cancelled:
+            self.error.emit(message)
+
     # -- intents: selection -------------------------------------------------------------
     def select_token(self, index: int) -> None:
         n = self.result.num_tokens if self.result else 0
@@ -207,6 +285,8 @@ class Controller(QObject):
     def shutdown(self, timeout_ms: int = 2000) -> bool:
         """Stop the worker thread; returns True when it ended within the timeout."""
         self.worker.request_cancel_load()
+        for job_id in list(self.jobs):
+            self.worker.cancel_job(job_id)
         self.worker.supersede_runs(self._request_id + 1)
         self.thread.quit()
         return self.thread.wait(timeout_ms)

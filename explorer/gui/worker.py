@@ -49,6 +49,10 @@ class EngineWorker(QObject):
     load_failed = Signal(int, str, str)  # request id, message, kind: cancelled | unsafe:<option> | error
     run_finished = Signal(int, object)  # request id, RunView
     run_failed = Signal(int, str)  # request id, message
+    job_progress = Signal(int, float, str)  # job id, fraction, stage
+    job_event = Signal(int, object)  # job id, a streamed item (e.g. one generated token)
+    job_finished = Signal(int, object)  # job id, the job's return value
+    job_failed = Signal(int, str, bool)  # job id, message, cancelled
 
     def __init__(self, load_fn: LoadFunction | None = None,
                  analyze_fn: Callable[..., Any] | None = None) -> None:
@@ -59,6 +63,7 @@ class EngineWorker(QObject):
         self._cancel_load = threading.Event()
         self._latest_run = 0
         self._lock = threading.Lock()
+        self._cancelled_jobs: set[int] = set()
 
     # -- called from the GUI thread (thread-safe, not queued) --------------------
     def request_cancel_load(self) -> None:
@@ -110,6 +115,47 @@ class EngineWorker(QObject):
             view = RunView.build(request_id, result)
         except Cancelled:
             return
+        except BaseException as exc:  # noqa: BLE001
+            self.run_failed.emit(request_id, describe_failure(exc))
+            return
+        self.run_finished.emit(request_id, view)
+
+    def cancel_job(self, job_id: int) -> None:
+        """Ask a queued or running job to stop at its next check (thread-safe)."""
+        with self._lock:
+            self._cancelled_jobs.add(job_id)
+
+    def _job_cancelled(self, job_id: int) -> bool:
+        with self._lock:
+            return job_id in self._cancelled_jobs
+
+    @Slot(int, object)
+    def run_job(self, job_id: int, fn: Callable[..., Any]) -> None:
+        """Run ``fn(model, task, emit)`` here; ``emit(item)`` streams items to the GUI."""
+        if self._model is None:
+            self.job_failed.emit(job_id, "No model is loaded yet.", False)
+            return
+        task = TaskState(report=lambda f, m: self.job_progress.emit(job_id, f, m),
+                         is_cancel_requested=lambda: self._job_cancelled(job_id))
+        try:
+            task.check_cancelled()
+            value = fn(self._model, task, lambda item: self.job_event.emit(job_id, item))
+        except Cancelled:
+            self.job_failed.emit(job_id, "Cancelled.", True)
+            return
+        except BaseException as exc:  # noqa: BLE001
+            self.job_failed.emit(job_id, describe_failure(exc), False)
+            return
+        finally:
+            with self._lock:
+                self._cancelled_jobs.discard(job_id)
+        self.job_finished.emit(job_id, value)
+
+    @Slot(int, object)
+    def build_view(self, request_id: int, result: Any) -> None:
+        """Precompute a RunView for a result made elsewhere (a generated sequence, a column)."""
+        try:
+            view = RunView.build(request_id, result)
         except BaseException as exc:  # noqa: BLE001
             self.run_failed.emit(request_id, describe_failure(exc))
             return
