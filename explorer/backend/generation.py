@@ -220,19 +220,14 @@ def _stack_rows(attentions: Any, query: int) -> np.ndarray:
     return torch.stack([a[0, :, query, :] for a in attentions]).to(torch.float16).numpy()
 
 
-def _raw_view(logits: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, float,
-                                                 float]:
-    """float32[V] logits -> (probs float64[V], top ids int64[k], top logits float32[k],
-    log normaliser, max logit)."""
-    x = logits.astype(np.float64)
-    top = x.max()
-    exp = np.exp(x - top)
-    total = exp.sum()
-    probs = exp / total
-    k = min(k, len(x))
+def _raw_view(logits: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """float32[V] raw logits -> (float64[V] softmax, int64[k] top ids, float32[k] top logits)."""
+    exp = np.exp(logits.astype(np.float64) - float(logits.max()))
+    probs = exp / exp.sum()
+    k = min(k, len(logits))
     part = np.argpartition(-logits, k - 1)[:k]
     part = part[np.argsort(-logits[part], kind="stable")]
-    return probs, part.astype(np.int64), logits[part], float(np.log(total)), float(top)
+    return probs, part.astype(np.int64), logits[part]
 
 
 def _topk_rows(logits: Any, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -312,7 +307,7 @@ def _run(
             if task.is_cancel_requested():
                 stop_reason = "cancelled"
                 break
-            probs, raw_ids, raw_logits, _, _ = _raw_view(logits, top_n)
+            probs, raw_ids, raw_logits = _raw_view(logits, top_n)
             support_ids, support_probs = filtered_support(logits, settings, sequence)
             if forced is not None and len(steps) == len(kept):
                 token_id, is_forced = forced, True
@@ -359,7 +354,7 @@ def _run(
             if stop_sequence is not None:
                 stop_reason = "stop_sequence"
                 break
-    final_probs, final_ids, final_logits, _, _ = _raw_view(logits, top_n)
+    final_probs, final_ids, final_logits = _raw_view(logits, top_n)
     generate_s = time.perf_counter() - started - prompt_s
     new_tokens = len(steps) - len(kept)
     timings = {

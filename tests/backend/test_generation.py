@@ -32,9 +32,9 @@ def greedy(n=12, **kw):
     return SamplingSettings(max_new_tokens=n, temperature=0.0, **kw)
 
 
-def hf_greedy(lm, ids, n):
+def hf_greedy(lm, ids, n, **kw):
     with torch.inference_mode():
-        out = lm.model.generate(torch.tensor([ids]), do_sample=False, max_new_tokens=n,
+        out = lm.model.generate(torch.tensor([ids]), do_sample=False, max_new_tokens=n, **kw,
                                 eos_token_id=sorted(eos_ids(lm)), pad_token_id=0,
                                 attention_mask=torch.ones(1, len(ids), dtype=torch.long))
     return out[0, len(ids):].tolist()
@@ -52,6 +52,14 @@ def test_greedy_equals_transformers_generate(lm):
     assert result.generated_ids  # something was generated
     assert all(s.prob == 1.0 for s in result.steps)
     assert result.text == lm.tokenizer.decode(result.generated_ids, skip_special_tokens=True)
+
+
+def test_greedy_with_repetition_penalty_equals_transformers(lm):
+    result = generate(lm, PROMPT, greedy(20, repetition_penalty=1.5))
+    plain = generate(lm, PROMPT, greedy(20))
+    assert result.generated_ids == hf_greedy(lm, result.prompt_ids.tolist(), 20,
+                                             repetition_penalty=1.5)
+    assert result.generated_ids != plain.generated_ids  # the penalty did something
 
 
 def test_probabilities_equal_an_independent_filtered_softmax(lm):

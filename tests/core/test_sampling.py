@@ -157,3 +157,18 @@ def test_core_generation_modules_do_not_import_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+@pytest.mark.parametrize("scale", [0.5, 3.0, 8.0])
+@pytest.mark.parametrize("top_p", [0.5, 0.9, 0.999])
+def test_top_p_on_a_large_vocabulary_matches_a_full_sort(scale, top_p):
+    rng = np.random.default_rng(int(scale * 10))
+    logits = (rng.normal(size=49152) * scale).astype(np.float32)
+    got = filtered_distribution(logits, settings(top_p=top_p))
+    probs = softmax(logits)
+    order = np.argsort(-probs, kind="stable")
+    before = np.cumsum(probs[order]) - probs[order]
+    kept = order[before < top_p]
+    expected = np.zeros_like(probs)
+    expected[kept] = probs[kept] / probs[kept].sum()
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-9)
