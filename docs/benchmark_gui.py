@@ -52,18 +52,17 @@ def main() -> None:
 
     window.load_model("smollm2")
     wait_for(window.controller.model_changed)
-    tokenizer_words = ("Classify this review: I loved this movie, the actors were wonderful and the "
-                       "music carried every scene. Sentiment: Positive. ").split()
+    tokenizer_words = ["Classify", "this", "review:", "I", "loved", "this", "movie,", "the", "actors", "were", "wonderful", "and", "the", "music", "carried", "every", "scene.", "Sentiment:", "Positive."]
 
     print("| tokens | run → drawn (ms) | engine run_s (ms) | longest GUI block (ms) | grid redraw after selection (ms) |")
     print("|---:|---:|---:|---:|---:|")
     for n in [int(x) for x in args.lengths.split(",")]:
-        prompt = " ".join((tokenizer_words * (n // len(tokenizer_words) + 2)))[: n * 5]
+        prompt = " ".join(tokenizer_words * (n // len(tokenizer_words) + 2))[: n * 5]
         gaps: list[float] = []
         clock = QElapsedTimer()
         ticker = QTimer(interval=2)
 
-        def tick():
+        def tick(gaps=gaps, clock=clock):
             gaps.append(clock.restart())
 
         ticker.timeout.connect(tick)
@@ -74,7 +73,7 @@ def main() -> None:
         ticker.start()
         started = time.perf_counter()
         window.controller.run_prompt(prompt)
-        (view,) = wait_for(window.run_displayed, lambda v: v.result.prompt == prompt)
+        (view,) = wait_for(window.run_displayed, lambda v, p=prompt: v.result.prompt == p)
         window.grab()
         drawn_ms = (time.perf_counter() - started) * 1000
         ticker.stop()

@@ -139,20 +139,27 @@ def _next_token_topk(loaded: LoadedModel, outputs: Any, k: int,
     return top_ids.numpy().astype(np.int64), top_probs.numpy(), top_logits.numpy()
 
 
-def _actual_next(outputs: Any, ids: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _actual_next(outputs: Any, ids: list[int], chunk: int = 256,
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """float32[V] distribution after the last token; float32[T] probability and int64[T]
-    1-based rank of the prompt's own next token after each position (NaN / -1 at the end)."""
+    1-based rank of the prompt's own next token after each position (NaN / -1 at the end).
+
+    Works on ``chunk`` positions at a time so no extra [T, V] tensor is allocated.
+    """
     import torch
 
-    logits = outputs.logits[0].float()
-    log_probs = torch.log_softmax(logits, dim=-1)
-    last_probs = log_probs[-1].exp().numpy().astype(np.float32)
+    logits = outputs.logits[0]
     num = len(ids)
+    last = logits[-1].float()
+    last_probs = torch.softmax(last, dim=-1).numpy().astype(np.float32)
     probs = np.full(num, np.nan, np.float32)
     ranks = np.full(num, -1, np.int64)
-    if num > 1:
-        following = torch.tensor(ids[1:], dtype=torch.long)[:, None]
-        chosen = log_probs[:-1].gather(1, following)
-        probs[:-1] = chosen[:, 0].exp().numpy()
-        ranks[:-1] = ((log_probs[:-1] > chosen).sum(dim=-1) + 1).numpy()
+    following = torch.tensor(ids[1:], dtype=torch.long)
+    for start in range(0, num - 1, chunk):
+        end = min(start + chunk, num - 1)
+        block = logits[start:end].float()
+        chosen = block.gather(1, following[start:end, None])
+        log_norm = torch.logsumexp(block, dim=-1, keepdim=True)
+        probs[start:end] = (chosen - log_norm)[:, 0].exp().numpy()
+        ranks[start:end] = ((block > chosen).sum(dim=-1) + 1).numpy()
     return last_probs, probs, ranks

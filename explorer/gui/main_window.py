@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 from PySide6.QtCore import QByteArray, QSettings, Qt, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
@@ -37,6 +39,8 @@ EMBEDDED = (("smollm2", "SmolLM2-135M-Instruct (decoder, RoPE)"),
 DEFAULT_PROMPT = ("Classify this review:\nI loved this movie!\nSentiment: Positive\n\n"
                   "Classify this review:\nI don't like this chair.\nSentiment:")
 LAYOUT_VERSION = 2
+FEATURES = ("explorer.gui.playground", "explorer.gui.compare")
+"""Modules with ``install(window) -> object``: each adds its docks, windows and menu entries."""
 
 
 class ErrorBanner(QWidget):
@@ -95,6 +99,8 @@ class MainWindow(QMainWindow):
         self.extras_providers: list = []  # objects with session_extras() / apply_session_extras()
         self._build_menus()
         self.sessions = SessionManager(self, self.settings)
+        self.tools_menu = self.menuBar().addMenu("&Tools")
+        self.features = {name: importlib.import_module(name).install(self) for name in FEATURES}
         self._wire()
         self.resize(1500, 1000)
         self.resizeDocks([self.docks["Prompt"], self.docks["Tokens"]], [130, 130], Qt.Vertical)
