@@ -71,7 +71,7 @@ def cmd_fewshot(args: argparse.Namespace) -> int:
     from explorer.backend.fewshot_runner import evaluate
 
     result = evaluate(loaded, examples, demos, labels, shots, template, args.seed,
-                      calibrate_labels=True, task=stderr_progress())
+                      calibrate=True, task=stderr_progress())
     fewshot.write_summary_csv(args.out, result.rows)
     if args.items_out is not None:
         fewshot.write_items_csv(args.items_out, labels, result.items)

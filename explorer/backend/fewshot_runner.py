@@ -18,6 +18,7 @@ import numpy as np
 
 from explorer.backend.engine import check_prompt, tokenize
 from explorer.backend.loader import LoadedModel
+from explorer.core import fewshot
 from explorer.core.errors import ExplorerError
 from explorer.core.fewshot import (
     CONTENT_FREE_INPUTS,
@@ -27,7 +28,6 @@ from explorer.core.fewshot import (
     LabelledExample,
     ShotSummary,
     build_prompt,
-    calibrate,
     choose_demonstrations,
     content_free_prior,
     predict,
@@ -121,9 +121,9 @@ def next_token_probs(loaded: LoadedModel, prompt: str, prefix: PrefixCache | Non
             f"'{loaded.info.name}' is an encoder; few-shot evaluation needs a model that "
             "predicts the next token."
         )
-    ids, _, _ = tokenize(loaded, prompt)
+    ids, _, offsets = tokenize(loaded, prompt)
     check_prompt(loaded, prompt, len(ids))
-    past, start = (None, 0) if prefix is None else prefix.lookup(ids)
+    past, start = (None, 0) if prefix is None else prefix.lookup(ids, offsets)
     with torch.inference_mode():
         outputs = _forward(loaded, ids[start:], past)
         logits = outputs.logits[0, -1].float()
@@ -155,32 +155,46 @@ def _returned_cache(outputs: Any) -> Any:
 
 
 class PrefixCache:
-    """The key/value cache of a prompt prefix shared by many prompts (the demonstrations).
+    """The key/value cache of the leading tokens that many prompts share (the demonstrations).
 
-    ``lookup(ids)`` returns (a private copy of the cache, prefix length) when the prefix's
-    token ids start ``ids`` and leave at least one token to run; otherwise (None, 0), and
-    the prompt is run in full. Token ids are compared, so a tokenisation that merges
-    across the prefix/query boundary falls back to the exact full forward.
+    ``prefix_chars`` is where the query starts in every prompt. On first use the prompt's
+    own leading tokens that end at or before that character are run once and their cache
+    kept: tokens are taken from the FULL prompt's tokenisation, because a prefix tokenised
+    alone can differ at its end (byte-level BPE makes "\n\n" one token at the end of a
+    text but two before a word). ``lookup(ids, offsets)`` returns (a private copy of the
+    cache, its length) when those token ids start ``ids`` and leave a token to run, else
+    (None, 0) and the prompt runs in full, so the result never depends on the cache.
     """
 
-    def __init__(self, loaded: LoadedModel, prefix: str) -> None:
-        self.ids: list[int] = []
+    def __init__(self, loaded: LoadedModel, prefix_chars: int) -> None:
+        self.loaded = loaded
+        self.prefix_chars = prefix_chars
+        self.ids: list[int] | None = None  # None: not built yet; []: unusable
         self.past: Any = None
-        if prefix:
-            import torch
 
-            ids, _, _ = tokenize(loaded, prefix)
-            check_prompt(loaded, prefix, len(ids))
-            with torch.inference_mode():
-                outputs = _forward(loaded, ids, keep_cache=True)
-            self.past = _returned_cache(outputs)
-            self.ids = ids if self.past is not None else []
-
-    def lookup(self, ids: list[int]) -> tuple[Any, int]:
-        n = len(self.ids)
+    def lookup(self, ids: list[int], offsets: np.ndarray) -> tuple[Any, int]:
+        if self.ids is None:
+            self._build(ids, offsets)
+        n = len(self.ids or [])
         if n == 0 or len(ids) <= n or ids[:n] != self.ids:
             return None, 0
         return copy.deepcopy(self.past), n
+
+    def _build(self, ids: list[int], offsets: np.ndarray) -> None:
+        import torch
+
+        self.ids = []
+        ends = np.asarray(offsets, dtype=np.int64).reshape(-1, 2)[:, 1]
+        inside = (ends <= self.prefix_chars) & (ends >= 0) | (ends < 0)
+        outside = np.flatnonzero(~inside)
+        count = int(outside[0]) if outside.size else len(ids)
+        if self.prefix_chars <= 0 or count < 1 or count >= len(ids):
+            return
+        with torch.inference_mode():
+            outputs = _forward(self.loaded, ids[:count], keep_cache=True)
+        self.past = _returned_cache(outputs)
+        if self.past is not None:
+            self.ids = list(ids[:count])
 
 
 def label_probabilities(loaded: LoadedModel, prompt: str, variants: Sequence[LabelVariants],
@@ -204,7 +218,7 @@ def evaluate(
     shots: Sequence[int],
     template: FewShotTemplate = COURSE_TEMPLATE,
     seed: int = 0,
-    calibrate_labels: bool = True,
+    calibrate: bool = True,
     task: TaskState | None = None,
     content_free: Sequence[str] = CONTENT_FREE_INPUTS,
 ) -> Evaluation:
@@ -221,7 +235,7 @@ def evaluate(
     labels = tuple(labels)
     variants = label_variants(loaded, labels)
     plan = [(k, choose_demonstrations(demos, k, seed, labels)) for k in shots]
-    cf_inputs = tuple(content_free) if calibrate_labels else ()
+    cf_inputs = tuple(content_free) if calibrate else ()
     total = max(1, len(plan) * (len(examples) + len(cf_inputs)))
     done = 0
     rows: list[ShotSummary] = []
@@ -234,8 +248,7 @@ def evaluate(
 
     for k, chosen in plan:
         task.check_cancelled()
-        query_start = build_prompt(template, chosen, "").segments[-1].start
-        prefix = PrefixCache(loaded, build_prompt(template, chosen, "").text[:query_start])
+        prefix = PrefixCache(loaded, build_prompt(template, chosen, "").segments[-1].start)
         prior = None
         if cf_inputs:
             cf_probs = []
@@ -252,7 +265,8 @@ def evaluate(
             probs[index] = label_probabilities(loaded, prompt, variants, prefix)
             step(f"{k}-shot (item {index + 1}/{len(examples)})")
         predicted = predict(probs, labels)
-        calibrated = predict(calibrate(probs, prior), labels) if prior is not None else [""] * len(examples)
+        calibrated = ([""] * len(examples) if prior is None
+                      else predict(fewshot.calibrate(probs, prior), labels))
         for index, example in enumerate(examples):
             items.append(ItemPrediction(
                 shots=k, index=index, label=example.label, predicted=predicted[index],

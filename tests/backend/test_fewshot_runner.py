@@ -73,13 +73,27 @@ def test_label_probabilities_equal_engine_last_probs_summed(model) -> None:
 
 def test_prefix_cache_gives_the_full_forward(model) -> None:
     built = fs.build_prompt(fs.COURSE_TEMPLATE, pool(3), EXAMPLES[1])
-    prefix = PrefixCache(model, built.text[: built.segments[-1].start])
-    assert prefix.ids  # the cache is in use
+    prefix = PrefixCache(model, built.segments[-1].start)
     cached = next_token_probs(model, built.text, prefix)
+    assert prefix.ids  # the cache is in use
     again = next_token_probs(model, built.text, prefix)  # the cache is not consumed
     full = analyze(model, built.text).last_probs
     np.testing.assert_allclose(cached, full, atol=1e-6)
     np.testing.assert_array_equal(cached, again)
+
+
+def test_evaluate_runs_only_the_query_on_top_of_the_cache(model) -> None:
+    lengths: list[int] = []
+    handle = model.model.register_forward_hook(
+        lambda _m, args, kwargs, _o: lengths.append(kwargs["input_ids"].shape[1]), with_kwargs=True)
+    try:
+        result = evaluate(model, EXAMPLES, pool(4), LABELS, [4], calibrate=False)
+    finally:
+        handle.remove()
+    full = [len(tokenize(model, item.prompt)[0]) for item in result.items]
+    prefix = lengths[0]
+    assert len(lengths) == 1 + len(EXAMPLES)
+    assert lengths[1:] == [n - prefix for n in full]
 
 
 def test_evaluate_items_match_engine_and_metrics(model) -> None:
@@ -165,7 +179,7 @@ def test_cancel_stops_within_one_step(model, shots, calibrate, forwards) -> None
     counter = CountingForwards(model)
     try:
         with pytest.raises(Cancelled):
-            evaluate(model, EXAMPLES, pool(4), LABELS, shots, seed=0, calibrate_labels=calibrate,
+            evaluate(model, EXAMPLES, pool(4), LABELS, shots, seed=0, calibrate=calibrate,
                      task=task)
     finally:
         counter.handle.remove()
@@ -183,7 +197,7 @@ def test_encoder_is_refused() -> None:
     from tests.support.tiny_models import loaded
 
     with pytest.raises(ExplorerError, match="encoder"):
-        evaluate(loaded("bert"), EXAMPLES, pool(2), ["cat", "dog"], [0], calibrate_labels=False)
+        evaluate(loaded("bert"), EXAMPLES, pool(2), ["cat", "dog"], [0], calibrate=False)
 
 
 # --------------------------------------------------------------------------- CLI
@@ -264,14 +278,17 @@ def test_cli_bad_input_exits_2(model_folder, tmp_path, capsys, extra, needle) ->
 
 
 @pytest.mark.embedded
-def test_smollm2_label_variants_and_probabilities() -> None:
-    from explorer.backend.loader import load_model
-
-    smol = load_model("smollm2")
+def test_smollm2_label_variants_and_probabilities(smollm2) -> None:
+    smol = smollm2
     variants = label_variants(smol, LABELS)
     assert [[piece for _, _, piece in v.variants] for v in variants] == [
         ["Positive", "ĠPositive"], ["Negative", "ĠNegative"]]
     built = fs.build_prompt(fs.COURSE_TEMPLATE, pool(2), EXAMPLES[0])
     last = analyze(smol, built.text).last_probs
-    np.testing.assert_allclose(label_probabilities(smol, built.text, variants),
-                               [last[list(v.ids)].sum() for v in variants], rtol=1e-4)
+    expected = [last[list(v.ids)].sum() for v in variants]
+    np.testing.assert_allclose(label_probabilities(smol, built.text, variants), expected, rtol=1e-4)
+    # the demonstrations' cache is used although "\n\n" tokenises differently at a text's end
+    prefix = PrefixCache(smol, built.segments[-1].start)
+    cached = label_probabilities(smol, built.text, variants, prefix)
+    assert prefix.ids and len(prefix.ids) < len(tokenize(smol, built.text)[0])
+    np.testing.assert_allclose(cached, expected, rtol=1e-3)
