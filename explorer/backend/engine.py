@@ -9,6 +9,7 @@ import numpy as np
 
 from explorer.backend.introspect import positional_table
 from explorer.backend.loader import LoadedModel
+from explorer.backend.memory import check_memory
 from explorer.core.errors import AttentionUnavailableError, PromptError
 from explorer.core.progress import TaskState
 from explorer.core.types import RunResult
@@ -62,6 +63,7 @@ def analyze(
     started = time.perf_counter()
     ids, pieces, offsets = tokenize(loaded, prompt)
     check_prompt(loaded, prompt, len(ids))
+    check_memory(loaded.info, len(ids))
     task.progress(0.05, "Running the model")
     info = loaded.info
     forward_started = time.perf_counter()

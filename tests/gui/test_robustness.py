@@ -1,0 +1,148 @@
+"""Robustness in the window: arbitrary prompts draw, rapid edits, model switches,
+worker exceptions, a deleted model file, and closing while busy."""
+
+import shutil
+import threading
+import time
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from explorer.core.selection import Selection
+from explorer.gui.run_view import RunView
+from tests.backend.test_prompt_properties import PROMPTS
+from tests.gui.conftest import load_and_run
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(prompt=PROMPTS, token=st.integers(0, 200), hide_first=st.booleans(), head_mean=st.booleans())
+def test_every_panel_draws_any_prompt(qtbot, window, prompt, token, hide_first, head_mean):
+    if window.controller.model_info is None:
+        load_and_run(qtbot, window, "tiny-llama", "The cat")
+    from explorer.backend.engine import analyze
+    from explorer.core.errors import PromptError
+
+    try:
+        result = analyze(window.controller.worker.model, prompt)
+    except PromptError:
+        return
+    view = RunView.build(1, result)
+    selection = Selection(token=token, layer=2, head=3, hide_first=hide_first, head_mean=head_mean)
+    window.controller.view = view
+    window.controller.selection = selection.clamped(result.num_tokens, result.model_info)
+    window._show_run(view)  # exceptions inside Qt slots fail the test (pytest-qt)
+    window._show_selection(window.controller.selection)
+    assert window.tokens_panel.chips.count() == result.num_tokens
+    window.grab()
+
+
+def test_200_rapid_edits_during_runs_end_on_the_final_prompt(qtbot, window):
+    load_and_run(qtbot, window, "tiny-gpt2", "The")
+    editor = window.prompt_panel.editor
+    text = ""
+    for i in range(200):
+        text = f"The cat sat on the mat {i}" if i % 2 else f"A dog {i}"
+        editor.setPlainText(text)
+        if i % 25 == 0:
+            window.prompt_panel.run_now()  # runs in flight while typing goes on
+        qtbot.wait(1)
+    with qtbot.waitSignal(window.run_displayed, timeout=30000,
+                          check_params_cb=lambda v: v.result.prompt == text):
+        pass
+    qtbot.wait(200)
+    assert window.controller.result.prompt == text and not window.banner.isVisible()
+
+
+def test_switching_models_during_a_run(qtbot, window):
+    load_and_run(qtbot, window, "tiny-gpt2", "The cat")
+    window.prompt_panel.set_text("The dog sat on the log")
+    window.prompt_panel.run_now()
+    with qtbot.waitSignal(window.run_displayed, timeout=30000,
+                          check_params_cb=lambda v: v.result.model_info.name == "tiny-bert"):
+        window.load_model("tiny-bert")
+    assert window.controller.result.prompt == "The dog sat on the log"
+    assert window.controller.result.model_info.name == "tiny-bert"
+
+
+def test_worker_exception_gives_a_message_and_the_app_stays_usable(qtbot, window):
+    load_and_run(qtbot, window, "tiny-gpt2", "The cat")
+    worker = window.controller.worker
+    real = worker._analyze_fn
+
+    def explode(model, prompt, top_k, task):
+        if prompt == "explode":
+            raise RuntimeError("simulated bug")
+        return real(model, prompt, top_k, task)
+
+    worker._analyze_fn = explode
+    with qtbot.waitSignal(window.controller.error) as blocker:
+        window.prompt_panel.set_text("explode")
+        window.prompt_panel.run_now()
+    assert "Internal error (RuntimeError): simulated bug" in blocker.args[0]
+    with qtbot.waitSignal(window.run_displayed, check_params_cb=lambda v: v.result.prompt == "The dog"):
+        window.prompt_panel.set_text("The dog")
+        window.prompt_panel.run_now()
+
+
+def test_model_folder_deleted_between_runs(qtbot, tmp_path, tiny_gpt2_folder):
+    """The real loader: the loaded model keeps working; reloading the gone folder says so."""
+    from PySide6.QtCore import QSettings
+
+    from explorer.gui.controller import Controller
+    from explorer.gui.main_window import MainWindow
+
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_gpt2_folder, folder)
+    win = MainWindow(Controller(), QSettings(str(tmp_path / "s.ini"), QSettings.IniFormat))
+    qtbot.addWidget(win)
+    try:
+        load_and_run(qtbot, win, str(folder), "The cat")
+        shutil.rmtree(folder)
+        with qtbot.waitSignal(win.run_displayed, check_params_cb=lambda v: v.result.prompt == "The dog"):
+            win.prompt_panel.set_text("The dog")
+            win.prompt_panel.run_now()
+        with qtbot.waitSignal(win.controller.error, timeout=30000) as blocker:
+            win.load_model(str(folder))
+        assert "No such file or folder" in blocker.args[0]
+        assert "still loaded" in blocker.args[0]
+    finally:
+        win.controller.shutdown()
+
+
+def test_closing_during_a_load_ends_the_thread_within_two_seconds(qtbot, window):
+    started = threading.Event()
+
+    def endless_load(spec, task, **options):
+        started.set()
+        for i in range(100000):  # a long load that reports progress (as real loads do)
+            time.sleep(0.01)
+            task.progress(i / 100000, "loading")
+        raise AssertionError("never cancelled")
+
+    window.controller.worker._load_fn = endless_load
+    window.load_model("slow")
+    assert started.wait(10)
+    begun = time.perf_counter()
+    window.close()
+    assert window.controller.thread.wait(2000)
+    assert time.perf_counter() - begun < 2.0
+    assert not window.controller.thread.isRunning()
+
+
+def test_closing_during_a_job_ends_the_thread_within_two_seconds(qtbot, window):
+    load_and_run(qtbot, window, "tiny-gpt2", "The cat")
+    started = threading.Event()
+
+    def endless(model, task, emit):
+        started.set()
+        while True:
+            time.sleep(0.01)
+            task.check_cancelled()
+
+    window.controller.submit(endless)
+    assert started.wait(10)
+    begun = time.perf_counter()
+    window.close()
+    assert not window.controller.thread.isRunning()
+    assert time.perf_counter() - begun < 2.0
