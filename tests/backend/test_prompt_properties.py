@@ -35,7 +35,7 @@ def test_any_prompt_gives_consistent_arrays_or_a_clear_error(prompt, kind):
     n = result.num_tokens
     assert result.offsets.shape == (n, 2)
     spans = result.offsets[result.offsets[:, 0] >= 0]
-    assert np.all((0 <= spans[:, 0]) & (spans[:, 0] <= spans[:, 1]) & (spans[:, 1] <= len(prompt)))
+    assert np.all((spans[:, 0] >= 0) & (spans[:, 0] <= spans[:, 1]) & (spans[:, 1] <= len(prompt)))
     rows = result.attentions.astype(np.float32).sum(-1)
     np.testing.assert_allclose(rows, 1.0, atol=5e-3)
     assert np.all(np.isfinite(result.topk_probs))
