@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from explorer.backend.attention_capture import AttentionCapture
 from explorer.backend.introspect import positional_table
 from explorer.backend.loader import LoadedModel
 from explorer.backend.memory import check_memory
@@ -67,17 +68,26 @@ def analyze(
     task.progress(0.05, "Running the model")
     info = loaded.info
     forward_started = time.perf_counter()
+    num = len(ids)
+    input_ids = torch.tensor([ids], dtype=torch.long)
     with torch.inference_mode():
-        input_ids = torch.tensor([ids], dtype=torch.long)
-        outputs = loaded.model(input_ids=input_ids, output_attentions=True, use_cache=False)
+        capture = AttentionCapture.attach(loaded.model, info.layers, info.heads, num)
+        try:
+            outputs = loaded.model(input_ids=input_ids, output_attentions=capture is None,
+                                   use_cache=False)
+        finally:
+            if capture is not None:
+                capture.detach()
     forward_s = time.perf_counter() - forward_started
     task.progress(0.8, "Collecting attention")
-    attentions = _attentions_to_float16(outputs.attentions, info.name)
-    num = len(ids)
-    topk = _next_token_topk(loaded, outputs, top_k) if info.causal else None
-    if info.causal:
-        last_probs, actual_probs, actual_ranks = _actual_next(outputs, ids)
+    if capture is not None:
+        attentions = capture.result(info.name)
     else:
+        attentions = _attentions_to_float16(outputs.attentions, info.name)
+    if info.causal:
+        topk, last_probs, actual_probs, actual_ranks = _next_token_arrays(outputs.logits[0], ids, top_k)
+    else:
+        topk = None
         last_probs = np.zeros(0, np.float32)
         actual_probs, actual_ranks = np.full(num, np.nan, np.float32), np.full(num, -1, np.int64)
     del outputs
@@ -128,40 +138,37 @@ def _attentions_to_float16(attentions: Any, name: str) -> np.ndarray:
     return out
 
 
-def _next_token_topk(loaded: LoadedModel, outputs: Any, k: int,
-                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """int64[T, K] ids, float32[T, K] probs, float32[T, K] logits, sorted descending."""
-    import torch
+def _next_token_arrays(logits: Any, ids: list[int], k: int, chunk: int = 256,
+                       ) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], np.ndarray, np.ndarray, np.ndarray]:
+    """From logits [T, V], in chunks of positions (no extra [T, V] tensor):
 
-    logits = outputs.logits[0].float()
-    k = max(1, min(k, logits.shape[-1]))
-    top_logits, top_ids = torch.topk(logits, k, dim=-1)
-    log_norm = torch.logsumexp(logits, dim=-1, keepdim=True)
-    top_probs = torch.exp(top_logits - log_norm)
-    return top_ids.numpy().astype(np.int64), top_probs.numpy(), top_logits.numpy()
-
-
-def _actual_next(outputs: Any, ids: list[int], chunk: int = 256,
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """float32[V] distribution after the last token; float32[T] probability and int64[T]
-    1-based rank of the prompt's own next token after each position (NaN / -1 at the end).
-
-    Works on ``chunk`` positions at a time so no extra [T, V] tensor is allocated.
+    top-k after every position: int64[T, K] ids, float32[T, K] probs, float32[T, K] logits
+    (sorted descending); float32[V] distribution after the last token; float32[T]
+    probability and int64[T] 1-based rank of the prompt's own next token (NaN / -1 at the end).
     """
     import torch
 
-    logits = outputs.logits[0]
-    num = len(ids)
-    last = logits[-1].float()
-    last_probs = torch.softmax(last, dim=-1).numpy().astype(np.float32)
+    num, vocab = logits.shape
+    k = max(1, min(k, vocab))
+    top_ids = np.empty((num, k), np.int64)
+    top_probs = np.empty((num, k), np.float32)
+    top_logits = np.empty((num, k), np.float32)
     probs = np.full(num, np.nan, np.float32)
     ranks = np.full(num, -1, np.int64)
-    following = torch.tensor(ids[1:], dtype=torch.long)
-    for start in range(0, num - 1, chunk):
-        end = min(start + chunk, num - 1)
+    following = torch.tensor(ids[1:] + [0], dtype=torch.long)
+    for start in range(0, num, chunk):
+        end = min(start + chunk, num)
         block = logits[start:end].float()
-        chosen = block.gather(1, following[start:end, None])
         log_norm = torch.logsumexp(block, dim=-1, keepdim=True)
-        probs[start:end] = (chosen - log_norm)[:, 0].exp().numpy()
-        ranks[start:end] = ((block > chosen).sum(dim=-1) + 1).numpy()
-    return last_probs, probs, ranks
+        values, indices = torch.topk(block, k, dim=-1)
+        top_ids[start:end] = indices.numpy()
+        top_logits[start:end] = values.numpy()
+        top_probs[start:end] = torch.exp(values - log_norm).numpy()
+        real = min(end, num - 1) - start  # rows that have a following token
+        if real > 0:
+            chosen = block[:real].gather(1, following[start : start + real, None])
+            probs[start : start + real] = (chosen - log_norm[:real])[:, 0].exp().numpy()
+            ranks[start : start + real] = ((block[:real] > chosen).sum(dim=-1) + 1).numpy()
+        if end == num:
+            last_probs = torch.exp(block[-1] - log_norm[-1]).numpy().astype(np.float32)
+    return (top_ids, top_probs, top_logits), last_probs, probs, ranks

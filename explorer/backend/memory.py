@@ -27,11 +27,12 @@ def available_bytes() -> int | None:
 
 
 def estimate_run_bytes(info: ModelInfo, num_tokens: int) -> int:
-    """Peak extra bytes of analyze(): float32 attention weights of every layer (kept by
-    output_attentions) + their float16 copy + float32 logits over the vocabulary."""
-    maps = info.layers * info.heads * num_tokens * num_tokens
+    """Peak extra bytes of analyze(): the float16 maps of every layer, one layer's float32
+    scores and weights in flight (the capture hooks free them layer by layer; x3 for the
+    eager kernel's temporaries), and the float32 logits over the vocabulary."""
+    layer_map = info.heads * num_tokens * num_tokens
     logits = num_tokens * info.vocab_size * 4 if info.causal else 0
-    return maps * 4 + maps * 2 + logits
+    return info.layers * layer_map * 2 + 3 * layer_map * 4 + logits
 
 
 def check_memory(info: ModelInfo, num_tokens: int, limit: int | None = None) -> None:

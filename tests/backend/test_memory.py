@@ -9,7 +9,7 @@ from tests.support.tiny_models import loaded
 def test_estimate_counts_maps_copies_and_logits():
     info = loaded("gpt2").info  # 2 layers x 4 heads
     t = 10
-    assert estimate_run_bytes(info, t) == 2 * 4 * t * t * 6 + t * info.vocab_size * 4
+    assert estimate_run_bytes(info, t) == 2 * 4 * t * t * 2 + 3 * 4 * t * t * 4 + t * info.vocab_size * 4
 
 
 def test_too_large_run_is_refused_before_running(monkeypatch):
@@ -22,7 +22,7 @@ def test_too_large_run_is_refused_before_running(monkeypatch):
 
 
 def test_smollm2_at_its_full_context_would_not_fit_here():
-    # 30 layers x 9 heads x 8192^2 x 6 bytes ~ 109 GB: refused on any laptop
+    # 30 layers x 9 heads x 8192^2 x 2 bytes ~ 36 GB of float16 maps: refused on a laptop
     from explorer.core.types import ModelInfo
 
     info = ModelInfo(name="s", architecture="L", layers=30, heads=9, kv_heads=3, hidden_size=576,

@@ -1,9 +1,0 @@
-"""Feature hook for the compare view (not built yet)."""
-
-from __future__ import annotations
-
-from typing import Any
-
-
-def install(window: Any) -> None:
-    return None
