@@ -188,6 +188,10 @@ class MainWindow(QMainWindow):
         reset = QAction("&Reset layout", self)
         reset.triggered.connect(lambda: self.restoreState(self._default_state, LAYOUT_VERSION))
         view_menu.addAction(reset)
+        navigate = self.menuBar().addMenu("&Navigate")
+        for text, keys, layer, head in (("Previous layer", "Alt+Up", -1, 0), ("Next layer", "Alt+Down", 1, 0),
+                                        ("Previous head", "Alt+Left", 0, -1), ("Next head", "Alt+Right", 0, 1)):
+            navigate.addAction(self._action(text, lambda _=False, dl=layer, dh=head: self.step_head(dl, dh), keys))
         run_menu = self.menuBar().addMenu("&Run")
         run_now = QAction("Run prompt", self, shortcut=QKeySequence("F5"))
         run_now.triggered.connect(self.prompt_panel.run_now)
@@ -216,6 +220,11 @@ class MainWindow(QMainWindow):
     # -- actions ----------------------------------------------------------------------------
     def load_model(self, spec: str, **options: bool) -> None:
         self.controller.load_model(spec, **options)
+
+    def step_head(self, layer_step: int, head_step: int) -> None:
+        """Move the selected layer/head by a step (keyboard navigation), clamped to the model."""
+        s = self.controller.selection
+        self.controller.select_head(max(0, s.layer + layer_step), max(0, s.head + head_step))
 
     def _run_prompt(self, text: str) -> None:
         if text:

@@ -149,3 +149,15 @@ def test_bad_prompts_give_messages_and_keep_the_text(qtbot, window):
     assert window.banner.isVisible() and "context window" in window.banner.label.text()
     assert window.prompt_panel.text() == too_long
     assert window.controller.result.prompt == "The cat"  # the last good run stays on screen
+
+
+def test_keyboard_moves_layer_and_head(qtbot, window):
+    view = load_and_run(qtbot, window, "tiny-llama", PROMPT)
+    window.controller.select_head(0, 0)
+    window.step_head(1, 0)
+    window.step_head(0, 1)
+    assert (window.controller.selection.layer, window.controller.selection.head) == (1, 1)
+    for _ in range(10):
+        window.step_head(1, 1)  # clamped to 3 layers x 4 heads
+    assert (window.controller.selection.layer, window.controller.selection.head) == (2, 3)
+    np.testing.assert_allclose(window.attention_panel.shown_map, view.result.attentions[2, 3].astype(np.float32))
