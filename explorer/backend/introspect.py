@@ -135,4 +135,5 @@ def model_info(model: Any, tokenizer: Any, name: str, source: str) -> ModelInfo:
         head_dim=int(_get(config, "head_dim", default=hidden // heads)),
         piece_style=piece_style(tokenizer),
         source=source,
+        chat_template=bool(getattr(tokenizer, "chat_template", None)),
     )

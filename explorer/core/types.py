@@ -35,6 +35,7 @@ class ModelInfo:
     head_dim: int | None = None
     piece_style: str = "byte_level"
     source: str = ""
+    chat_template: bool = False  # the tokenizer has a chat template (instruct models)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)

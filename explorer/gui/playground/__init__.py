@@ -1,0 +1,43 @@
+"""The generation playground: a dock with the prompt, sampling controls, Generate / Stop
+and the streamed, inspectable completion (see ``panel.Playground``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QDockWidget
+
+from explorer.gui.playground.panel import Playground
+
+DOCK_TITLE = "Playground"
+
+
+def install(window: Any) -> Playground:
+    """Add the Playground dock (left side), its Tools-menu entries and session hooks."""
+    panel = Playground(window)
+    dock = QDockWidget(DOCK_TITLE, window)
+    dock.setObjectName("dock-playground")
+    dock.setWidget(panel)
+    window.addDockWidget(Qt.LeftDockWidgetArea, dock)
+    window.docks[DOCK_TITLE] = dock
+    panel.dock = dock
+
+    def show() -> None:
+        dock.show()
+        dock.raise_()
+        panel.editor.setFocus()
+
+    menu = window.tools_menu
+    for text, slot, keys in (("&Playground (generate text)", show, "Ctrl+Shift+P"),
+                             ("&Generate", panel.generate, "Ctrl+Shift+G"),
+                             ("&Stop generating", panel.stop, None)):
+        action = QAction(text, window)
+        if keys:
+            action.setShortcut(QKeySequence(keys))
+        action.triggered.connect(slot)
+        menu.addAction(action)
+    menu.addAction(dock.toggleViewAction())
+    window.extras_providers.append(panel)
+    return panel
