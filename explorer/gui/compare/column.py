@@ -1,0 +1,230 @@
+"""One comparison column: the editable prompt and what the model made of it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QPlainTextEdit,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from explorer.core.compare import ColumnAnalysis, query_pieces, segment_prompt, short_segment_name
+from explorer.core.fewshot import BuiltPrompt, FewShotTemplate
+from explorer.core.tokens import display_piece
+from explorer.gui.plotting import ClickableImage, highlight_rect, short_label, strided_ticks
+
+MAX_BARS = 8
+BAR_COLOR = "#4a90d9"
+LABEL_COLOR = "#f5a623"
+HEAT_COLORMAP = "viridis"
+
+
+def _html(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+class ColumnWidget(QFrame):
+    """Editor, token count, label probabilities, top-k bars, segment heatmap, query chips."""
+
+    remove_requested = Signal(object)  # this column
+    open_requested = Signal(object)  # this column
+    query_token_selected = Signal(int)  # index within the query segment
+    layer_clicked = Signal(int)
+
+    def __init__(self, text: str = "", prompt: BuiltPrompt | None = None,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setFrameShape(QFrame.StyledPanel)
+        self.setMinimumWidth(260)
+        self.built = prompt
+        self.analysis: ColumnAnalysis | None = None
+        self.shown_heat: np.ndarray | None = None  # float32[layer, segment] as drawn
+
+        self.title = QLabel("")
+        self.remove_button = QPushButton("✕")
+        self.remove_button.setMaximumWidth(26)
+        self.remove_button.setToolTip("Remove this column")
+        self.remove_button.clicked.connect(lambda: self.remove_requested.emit(self))
+        self.editor = QPlainTextEdit(text or (prompt.text if prompt else ""))
+        self.editor.setFixedHeight(110)
+        self.editor.setLineWrapMode(QPlainTextEdit.WidgetWidth)
+        self.editor.textChanged.connect(self._edited)
+        self.summary = QLabel("Not run yet.")
+        self.summary.setTextFormat(Qt.RichText)
+        self.summary.setWordWrap(True)
+        self.summary.setAlignment(Qt.AlignTop | Qt.AlignLeft)
+        self.summary.setMinimumHeight(64)
+
+        self.bars_widget = pg.GraphicsLayoutWidget()
+        self.bars_widget.setFixedHeight(135)
+        self.bars_plot = self.bars_widget.addPlot()
+        self.bars_plot.invertY(True)
+        self.bars_plot.setMenuEnabled(False)
+        self.bars_plot.setMouseEnabled(x=False, y=False)
+        self.bars_plot.hideButtons()
+        self.bars_plot.getAxis("bottom").enableAutoSIPrefix(False)
+        self.bars = pg.BarGraphItem(x0=[], y=[], height=0.7, width=[], brushes=[])
+        self.bars_plot.addItem(self.bars)
+
+        self.heat_widget = pg.GraphicsLayoutWidget()
+        self.heat_widget.setFixedHeight(190)
+        self.heat_plot = self.heat_widget.addPlot()
+        self.heat_plot.invertY(True)
+        self.heat_plot.setMenuEnabled(False)
+        self.heat_plot.setMouseEnabled(x=False, y=False)
+        self.heat_plot.hideButtons()
+        self.heat_plot.setLabel("left", "layer")
+        self.heat_image = ClickableImage()
+        self.heat_image.setColorMap(pg.colormap.get(HEAT_COLORMAP))
+        self.heat_plot.addItem(self.heat_image)
+        self.layer_highlight = highlight_rect("#ff3b30", alpha=0, width=2.0)
+        self.heat_plot.addItem(self.layer_highlight)
+        self.heat_image.pixel_clicked.connect(lambda _x, y: self.layer_clicked.emit(int(y)))
+
+        self.chips = QListWidget()
+        self.chips.setFlow(QListWidget.LeftToRight)
+        self.chips.setWrapping(True)
+        self.chips.setFixedHeight(58)
+        self.chips.setSpacing(1)
+        self.chips.setToolTip("The query's tokens: select one to select it in every column")
+        self.chips.currentRowChanged.connect(self._chip_selected)
+        self.open_button = QPushButton("Open in explorer")
+        self.open_button.setToolTip("Show this column in the main window with the selected query "
+                                    "token, layer and head")
+        self.open_button.setEnabled(False)
+        self.open_button.clicked.connect(lambda: self.open_requested.emit(self))
+
+        header = QHBoxLayout()
+        header.addWidget(self.title, 1)
+        header.addWidget(self.remove_button)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.setSpacing(3)
+        layout.addLayout(header)
+        layout.addWidget(self.editor)
+        layout.addWidget(self.summary)
+        layout.addWidget(QLabel("Top next tokens (label words in orange)"))
+        layout.addWidget(self.bars_widget)
+        self.heat_caption = QLabel("Attention of the final position on each part")
+        self.heat_caption.setWordWrap(True)
+        layout.addWidget(self.heat_caption)
+        layout.addWidget(self.heat_widget)
+        layout.addWidget(QLabel("Query tokens"))
+        layout.addWidget(self.chips)
+        layout.addWidget(self.open_button)
+        layout.addStretch(1)
+
+    # -- prompt -------------------------------------------------------------------------
+    def text(self) -> str:
+        return self.editor.toPlainText()
+
+    def set_title(self, number: int) -> None:
+        prompt = self.analysis.prompt if self.analysis else self.built
+        shots = "" if prompt is None else \
+            f" — {sum(s.kind == 'demonstration' for s in prompt.segments)}-shot"
+        self.title.setText(f"<b>Column {chr(ord('A') + number)}</b>{shots}")
+
+    def prompt(self, template: FewShotTemplate) -> BuiltPrompt:
+        """The builder's prompt while the text is unchanged, else the edited text segmented
+        with the template's separator (``core.compare.segment_prompt``)."""
+        text = self.text()
+        if self.built is not None and self.built.text == text:
+            return self.built
+        return segment_prompt(text, template)
+
+    def _edited(self) -> None:
+        if self.analysis is not None and self.analysis.prompt.text != self.text():
+            self.summary.setText("<i>Edited — run again to update.</i>")
+
+    # -- results ------------------------------------------------------------------------
+    def show_analysis(self, analysis: ColumnAnalysis, label_note: str = "") -> None:
+        self.analysis = analysis
+        self.built = analysis.prompt
+        result = analysis.result
+        info = result.model_info
+        style = info.piece_style
+        lines = [f"<b>{result.num_tokens}</b> tokens"]
+        if len(analysis.label_probs):
+            total = analysis.label_probs.sum()
+            lines[0] += f" · predicted <b>{_html(analysis.predicted)}</b>"
+            for label_sum, p in zip(analysis.label_sums, analysis.label_probs, strict=True):
+                share = p / total if total > 0 else 0.0
+                lines.append(f"p({_html(label_sum.label)}) = <b>{p:.4f}</b> ({share:.0%} of labels)"
+                             f" <span style='color:#666'>{_html(label_sum.describe(style))}</span>")
+        elif label_note:
+            lines.append(f"<span style='color:#8a1f11'>{_html(label_note)}</span>")
+        self.summary.setText("<br>".join(lines))
+        self._draw_bars(analysis)
+        names = [short_segment_name(s) for s in analysis.prompt.segments]
+        self.heat_plot.getAxis("bottom").setTicks([[(i + 0.5, n) for i, n in enumerate(names)]])
+        self.heat_plot.getAxis("left").setTicks(
+            [strided_ticks([str(i) for i in range(info.layers)], max_labels=10)])
+        self.chips.blockSignals(True)
+        self.chips.clear()
+        for piece in query_pieces(analysis):
+            self.chips.addItem(QListWidgetItem(short_label(piece, 14)))
+        self.chips.blockSignals(False)
+        self.open_button.setEnabled(True)
+
+    def _draw_bars(self, analysis: ColumnAnalysis) -> None:
+        result = analysis.result
+        if not result.has_next_token:
+            self.bars.setOpts(x0=[], y=[], width=[], brushes=[])
+            self.bars_plot.getAxis("left").setTicks([[]])
+            self.bars_widget.hide()
+            return
+        self.bars_widget.show()
+        shown = min(MAX_BARS, result.top_k)
+        probs = result.topk_probs[-1, :shown]
+        ids = result.topk_ids[-1, :shown]
+        label_ids = {i for s in analysis.label_sums for i in s.ids}
+        style = result.model_info.piece_style
+        pieces = [display_piece(t, style) for t in result.topk_tokens[-1][:shown]]
+        brushes = [pg.mkBrush(LABEL_COLOR if int(t) in label_ids else BAR_COLOR) for t in ids]
+        self.bars.setOpts(x0=np.zeros(shown), y=np.arange(shown), width=probs, height=0.7,
+                          brushes=brushes)
+        self.bars_plot.getAxis("left").setTicks(
+            [[(k, f"{short_label(pieces[k], 10)} {probs[k]:.1%}") for k in range(shown)]])
+        self.bars_plot.setXRange(0, max(float(probs.max()) if shown else 1.0, 1e-3) * 1.05, padding=0)
+        self.bars_plot.setYRange(-0.5, shown - 0.5, padding=0)
+
+    def show_heads(self, layer: int, head: int | None) -> None:
+        """Draw float32[layer, segment] for ``head`` (None = mean over heads)."""
+        if self.analysis is None:
+            return
+        heat = self.analysis.layer_heat(head)
+        self.shown_heat = heat
+        self.heat_image.setImage(heat, levels=(0.0, 1.0))
+        layers, segments = heat.shape
+        self.layer_highlight.setRect(0, layer, segments, 1)
+        self.heat_plot.setRange(xRange=(0, segments), yRange=(0, layers), padding=0.01)
+        which = "mean over heads" if head is None else f"head {head}"
+        self.heat_caption.setText(f"Attention of the final token on each part (rows = layers, "
+                                  f"{which}, colour 0–1; red = layer {layer})")
+
+    def select_query_token(self, index: int) -> None:
+        """Select chip ``index`` without emitting (the window syncs all columns)."""
+        self.chips.blockSignals(True)
+        self.chips.setCurrentRow(index if 0 <= index < self.chips.count() else -1)
+        self.chips.blockSignals(False)
+
+    def _chip_selected(self, row: int) -> None:
+        if row >= 0:
+            self.query_token_selected.emit(row)
+
+    def absolute_token(self, query_index: int) -> int:
+        """Absolute token index of the query token ``query_index`` (clamped)."""
+        assert self.analysis is not None
+        positions = self.analysis.query_positions
+        if not len(positions):
+            return self.analysis.result.num_tokens - 1
+        return int(positions[min(max(query_index, 0), len(positions) - 1)])

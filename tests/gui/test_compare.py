@@ -1,0 +1,214 @@
+"""The few-shot comparison window on tiny models: builder, columns, alignment, explorer
+link, evaluation equal to the headless one, cancel, session."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from explorer.core import fewshot as fs
+from tests.gui.conftest import load_and_run
+
+LABELS = ("Positive", "Negative")
+DEMOS = "text,label\nthe cat,Positive\nthe log,Negative\nthe movie,Positive\n" \
+        "the chair,Negative\nI loved,Positive\nthe dog,Negative\n"
+EXAMPLES = "text,label\nI loved this movie!,Positive\nI don't like this chair.,Negative\n" \
+           "The cat sat.,Positive\nThe dog sat on the log.,Negative\n"
+
+
+@pytest.fixture
+def compare(qtbot, window, tmp_path):
+    """The comparison window with a short demonstration pool (tiny models have short contexts)."""
+    (tmp_path / "demos.csv").write_text(DEMOS, encoding="utf-8")
+    (tmp_path / "examples.csv").write_text(EXAMPLES, encoding="utf-8")
+    feature = window.features["explorer.gui.compare"]
+    win = feature.open()
+    qtbot.addWidget(win)
+    win.builder.demos_path.setText(str(tmp_path / "demos.csv"))
+    win.builder.query.setText("I don't like this chair.")
+    win.builder.seed.setValue(3)
+    return win
+
+
+def build_and_run(qtbot, win):
+    win.build_columns()
+    assert win.job is not None
+    qtbot.waitUntil(lambda: win.job is None, timeout=60000)
+    assert all(c.analysis for c in win.columns), win.status.text()
+    return [c.analysis for c in win.columns]
+
+
+def pool(tmp_path):
+    return fs.read_labelled_csv(tmp_path / "demos.csv", LABELS)
+
+
+def test_builder_makes_zero_one_few_shot_columns_reproducibly(qtbot, window, compare, tmp_path):
+    compare.build_columns()  # no model yet: columns only
+    texts = [c.text() for c in compare.columns]
+    demos = [[s for s in c.built.segments if s.kind == "demonstration"] for c in compare.columns]
+    assert [len(d) for d in demos] == [0, 1, 2, 4]
+    assert sorted(s.label for s in demos[3]) == ["Negative", "Negative", "Positive", "Positive"]
+    for k, text in zip((0, 1, 2, 4), texts, strict=True):
+        chosen = fs.choose_demonstrations(pool(tmp_path), k, 3, LABELS)
+        assert text == fs.build_prompt(fs.COURSE_TEMPLATE, chosen, "I don't like this chair.").text
+    compare.build_columns()
+    assert [c.text() for c in compare.columns] == texts
+    compare.builder.seed.setValue(4)
+    compare.build_columns()
+    assert [c.text() for c in compare.columns][0] == texts[0]
+    # add / remove within 2..6
+    assert compare.add_column() is not None and compare.add_column() is not None
+    assert compare.add_column() is None and len(compare.columns) == 6
+    for column in list(compare.columns):
+        compare.remove_column(column)
+    assert len(compare.columns) == 2
+
+
+def test_columns_label_probabilities_and_segment_heatmap(qtbot, window, compare):
+    load_and_run(qtbot, window, "tiny-llama", "The cat")
+    analyses = build_and_run(qtbot, compare)
+    from explorer.backend.fewshot_runner import label_variants
+
+    declared = label_variants(window.controller.worker.model, LABELS)
+    compare.set_head(1, 2)
+    for column, analysis in zip(compare.columns, analyses, strict=True):
+        result = analysis.result
+        assert result.prompt == column.text()
+        assert [s.ids for s in analysis.label_sums] == [v.ids for v in declared]
+        expected = [float(result.last_probs[list(v.ids)].astype(np.float64).sum()) for v in declared]
+        np.testing.assert_allclose(analysis.label_probs, expected, rtol=1e-12)
+        assert analysis.predicted == LABELS[int(np.argmax(expected))]
+        assert f"{result.num_tokens}</b> tokens" in column.summary.text()
+        assert "Positive = '" in column.summary.text()
+        # segment heatmap: the final row of layer l, head 2 summed over each segment's tokens
+        owner = []
+        for start, end in result.offsets:
+            first = start - 1 if end <= start and start > 0 else start
+            owner.append(next((i for i, s in enumerate(analysis.prompt.segments)
+                               if start >= 0 and s.start <= first < s.end), -1))
+        for seg in range(len(analysis.prompt.segments)):
+            keys = [t for t, o in enumerate(owner) if o == seg]
+            want = result.attentions[:, 2, -1, keys].astype(np.float32).sum(-1)
+            np.testing.assert_allclose(column.shown_heat[:, seg], want, rtol=1e-5, atol=1e-6)
+        assert column.shown_heat.shape == (3, len(analysis.prompt.segments))
+
+
+def test_query_tokens_align_and_difference_is_b_minus_a(qtbot, window, compare):
+    load_and_run(qtbot, window, "tiny-llama", "The cat")
+    analyses = build_and_run(qtbot, compare)
+    compare.set_head(2, 1)
+    compare.difference.set_choice(1, 3)
+    compare.columns[0].chips.setCurrentRow(2)
+    assert compare.query_index == 2
+    assert [c.chips.currentRow() for c in compare.columns] == [2, 2, 2, 2]
+    queries = []
+    for analysis in analyses:
+        start = analysis.prompt.segments[-1].start
+        queries.append([t for t, (s, _) in enumerate(analysis.result.offsets) if s >= start])
+    assert len({len(q) for q in queries}) == 1  # the same query in every column
+    a, b = analyses[1].result.attentions[2, 1], analyses[3].result.attentions[2, 1]
+    expected = (b.astype(np.float32)[np.ix_(queries[3], queries[3])]
+                - a.astype(np.float32)[np.ix_(queries[1], queries[1])])
+    np.testing.assert_allclose(compare.difference.shown, expected)
+    assert compare.difference.row_highlight.rect().y() == 2
+    compare.set_head(0, 0, head_mean=True)
+    mean = (analyses[3].result.attentions[0].astype(np.float32).mean(0)[np.ix_(queries[3], queries[3])]
+            - analyses[1].result.attentions[0].astype(np.float32).mean(0)[np.ix_(queries[1], queries[1])])
+    np.testing.assert_allclose(compare.difference.shown, mean, atol=1e-6)
+
+
+def test_open_in_explorer_selects_the_absolute_query_token(qtbot, window, compare):
+    load_and_run(qtbot, window, "tiny-llama", "The cat")
+    analyses = build_and_run(qtbot, compare)
+    compare.set_head(1, 3)
+    compare.columns[2].chips.setCurrentRow(1)
+    target = analyses[2].result
+    absolute = int(analyses[2].query_positions[1])
+    assert target.offsets[absolute, 0] >= analyses[2].prompt.segments[-1].start
+    with qtbot.waitSignal(window.run_displayed, timeout=10000,
+                          check_params_cb=lambda v: v.result is target):
+        compare.columns[2].open_button.click()
+    s = window.controller.selection
+    assert (s.token, s.layer, s.head) == (absolute, 1, 3)
+    assert window.attention_panel.row_highlight.rect().y() == absolute
+    np.testing.assert_allclose(window.attention_panel.shown_map, target.attentions[1, 3].astype(np.float32))
+
+
+def test_gui_evaluation_equals_headless_and_cli_files(qtbot, window, compare, tmp_path):
+    load_and_run(qtbot, window, "tiny-llama", "The cat")
+    panel = compare.evaluation
+    panel.examples_path.setText(str(tmp_path / "examples.csv"))
+    panel.shots.setText("0,1,2")
+    with qtbot.waitSignal(window.controller.worker.job_finished, timeout=60000):
+        assert panel.run() is not None
+    qtbot.waitUntil(lambda: panel.evaluation is not None)
+    from explorer.backend.fewshot_runner import evaluate
+
+    examples = fs.read_labelled_csv(tmp_path / "examples.csv", LABELS)
+    headless = evaluate(window.controller.worker.model, examples, pool(tmp_path), LABELS, (0, 1, 2),
+                        fs.COURSE_TEMPLATE, seed=3, calibrate=True)
+    assert panel.evaluation.rows == headless.rows and panel.evaluation.items == headless.items
+    assert [r.shots for r in headless.rows] == [0, 1, 2]
+    assert panel.table.rowCount() == 3
+    assert panel.table.item(1, 2).text() == f"{headless.rows[1].accuracy:.3f}"
+    x, y = panel.raw_curve.getData()
+    np.testing.assert_array_equal(y, [r.accuracy for r in headless.rows])
+    assert panel.calibrated_curve.getData()[1] is not None
+    assert [e[1] for e in panel.progress_events][-1].startswith("2-shot (item 4/4)")
+    panel.export_csv(tmp_path / "gui.csv", tmp_path / "gui-items.csv")
+    fs.write_summary_csv(tmp_path / "cli.csv", headless.rows)
+    fs.write_items_csv(tmp_path / "cli-items.csv", LABELS, headless.items)
+    assert (tmp_path / "gui.csv").read_text() == (tmp_path / "cli.csv").read_text()
+    assert (tmp_path / "gui-items.csv").read_text() == (tmp_path / "cli-items.csv").read_text()
+
+
+def test_evaluation_cancel_stops_within_one_item(qtbot, window, compare, tmp_path):
+    load_and_run(qtbot, window, "tiny-llama", "The cat")
+    panel = compare.evaluation
+    panel.examples_path.setText(str(tmp_path / "examples.csv"))
+    panel.shots.setText("0,1,2")
+    entered, gate, calls = threading.Event(), threading.Event(), []
+
+    def hold(_module, _args):
+        calls.append(1)
+        entered.set()
+        gate.wait(10)
+
+    handle = window.controller.worker.model.model.register_forward_pre_hook(hold)
+    try:
+        assert panel.run() is not None, panel.status.text()
+        assert entered.wait(10)  # the first item is running in the worker
+        panel.cancel()
+        gate.set()
+        qtbot.waitUntil(lambda: panel.job is None, timeout=10000)
+    finally:
+        handle.remove()
+    assert len(calls) == 1 and panel.progress_events == []
+    assert panel.status.text() == "Cancelled." and panel.run_button.isEnabled()
+    assert panel.evaluation is None
+
+
+def test_encoder_says_it_has_no_next_token(qtbot, window, compare):
+    load_and_run(qtbot, window, "tiny-bert", "the cat")
+    compare.builder.shots.setText("0,1")
+    analyses = build_and_run(qtbot, compare)
+    assert all(a.label_probs.size == 0 for a in analyses)
+    assert "encoder" in compare.columns[0].summary.text()
+    assert compare.columns[0].bars_widget.isHidden()
+    assert compare.columns[0].shown_heat.shape == (2, len(analyses[0].prompt.segments))
+
+
+def test_session_extras_round_trip(qtbot, window, compare):
+    compare.build_columns()
+    compare.columns[1].editor.setPlainText("edited prompt")
+    compare.select_query_token(1)
+    extras = window.session_extras()["comparison"]
+    assert extras["columns"][1] == "edited prompt" and extras["seed"] == 3
+    compare.builder.query.setText("something else")
+    compare.set_texts(["a", "b"])
+    window.apply_session_extras({"comparison": extras, "generation": {}})
+    assert compare.builder.query.text() == "I don't like this chair."
+    assert [c.text() for c in compare.columns] == extras["columns"]
+    assert compare.query_index == 1
