@@ -4,8 +4,9 @@ import dataclasses
 import threading
 
 import numpy as np
-from PySide6.QtCore import Qt
-from PySide6.QtGui import QTextCursor
+from PySide6.QtCore import QEvent, QPoint, Qt
+from PySide6.QtGui import QHelpEvent, QTextCursor
+from PySide6.QtWidgets import QApplication, QToolTip
 
 from explorer.gui.playground.formatting import PROB_BINS, format_stops, parse_stops, prob_color
 
@@ -137,6 +138,14 @@ def test_clicking_a_generated_token_selects_it_in_every_panel(qtbot, window):
     assert panel.view.selected == step.position
     tip = panel.view.tooltip_for(step.position)
     assert "after T=1" in tip and "raw model" in tip and f"id {step.token_id}" in tip
+    start, _end = panel.view.spans[step.position]
+    cursor = QTextCursor(panel.view.document())
+    cursor.setPosition(start)
+    point = panel.view.cursorRect(cursor).center() + QPoint(3, 0)
+    hover = QHelpEvent(QEvent.ToolTip, point, panel.view.viewport().mapToGlobal(point))
+    QApplication.sendEvent(panel.view.viewport(), hover)
+    assert QToolTip.isVisible() and "raw model" in QToolTip.text()
+    QToolTip.hideText()
     prompt_token = 1
     click_token(qtbot, window, panel, prompt_token)
     assert window.attention_panel.row_highlight.rect().top() == prompt_token

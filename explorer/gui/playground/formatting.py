@@ -35,7 +35,7 @@ def legend_html() -> str:
     swatches = "".join(
         f'<span style="background:{color}; color:black">&nbsp;{html.escape(label)}&nbsp;</span> '
         for _, color, label in PROB_BINS)
-    return swatches + '<span style="color:#7a4fd6"><u>chosen by you</u></span>'
+    return "p: " + swatches + '<span style="color:#7a4fd6"><u>chosen by you</u></span>'
 
 
 def token_label(step: GenerationStep, style: str) -> str:
