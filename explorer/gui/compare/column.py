@@ -22,7 +22,7 @@ from explorer.core.fewshot import BuiltPrompt, FewShotTemplate
 from explorer.core.tokens import display_piece
 from explorer.gui.plotting import ClickableImage, highlight_rect, short_label, strided_ticks
 
-MAX_BARS = 8
+MAX_BARS = 6
 BAR_COLOR = "#4a90d9"
 LABEL_COLOR = "#f5a623"
 HEAT_COLORMAP = "viridis"
@@ -55,17 +55,17 @@ class ColumnWidget(QFrame):
         self.remove_button.setToolTip("Remove this column")
         self.remove_button.clicked.connect(lambda: self.remove_requested.emit(self))
         self.editor = QPlainTextEdit(text or (prompt.text if prompt else ""))
-        self.editor.setFixedHeight(110)
+        self.editor.setFixedHeight(88)
         self.editor.setLineWrapMode(QPlainTextEdit.WidgetWidth)
         self.editor.textChanged.connect(self._edited)
         self.summary = QLabel("Not run yet.")
         self.summary.setTextFormat(Qt.RichText)
         self.summary.setWordWrap(True)
         self.summary.setAlignment(Qt.AlignTop | Qt.AlignLeft)
-        self.summary.setMinimumHeight(64)
+        self.summary.setMinimumHeight(48)
 
         self.bars_widget = pg.GraphicsLayoutWidget()
-        self.bars_widget.setFixedHeight(135)
+        self.bars_widget.setFixedHeight(118)
         self.bars_plot = self.bars_widget.addPlot()
         self.bars_plot.invertY(True)
         self.bars_plot.setMenuEnabled(False)
@@ -76,7 +76,7 @@ class ColumnWidget(QFrame):
         self.bars_plot.addItem(self.bars)
 
         self.heat_widget = pg.GraphicsLayoutWidget()
-        self.heat_widget.setFixedHeight(190)
+        self.heat_widget.setFixedHeight(150)
         self.heat_plot = self.heat_widget.addPlot()
         self.heat_plot.invertY(True)
         self.heat_plot.setMenuEnabled(False)
@@ -158,8 +158,9 @@ class ColumnWidget(QFrame):
             lines[0] += f" · predicted <b>{_html(analysis.predicted)}</b>"
             for label_sum, p in zip(analysis.label_sums, analysis.label_probs, strict=True):
                 share = p / total if total > 0 else 0.0
-                lines.append(f"p({_html(label_sum.label)}) = <b>{p:.4f}</b> ({share:.0%} of labels)"
-                             f" <span style='color:#666'>{_html(label_sum.describe(style))}</span>")
+                lines.append(f"p({_html(label_sum.label)}) = <b>{p:.4f}</b> ({share:.0%} of the labels)")
+            summed = "; ".join(_html(s.describe(style)) for s in analysis.label_sums)
+            lines.append(f"<span style='color:#666'>summed: {summed}</span>")
         elif label_note:
             lines.append(f"<span style='color:#8a1f11'>{_html(label_note)}</span>")
         self.summary.setText("<br>".join(lines))
@@ -167,7 +168,7 @@ class ColumnWidget(QFrame):
         names = [short_segment_name(s) for s in analysis.prompt.segments]
         self.heat_plot.getAxis("bottom").setTicks([[(i + 0.5, n) for i, n in enumerate(names)]])
         self.heat_plot.getAxis("left").setTicks(
-            [strided_ticks([str(i) for i in range(info.layers)], max_labels=10)])
+            [strided_ticks([str(i) for i in range(info.layers)], max_labels=6)])
         self.chips.blockSignals(True)
         self.chips.clear()
         for piece in query_pieces(analysis):

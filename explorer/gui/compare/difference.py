@@ -10,7 +10,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from explorer.core.compare import ColumnAnalysis, query_difference, query_pieces
-from explorer.gui.plotting import highlight_rect, short_label
+from explorer.gui.plotting import highlight_rect, short_label, strided_ticks
 
 DIVERGING = "CET-D1"  # blue (B < A) – white – red (B > A)
 
@@ -93,9 +93,8 @@ class DifferenceView(QWidget):
         self.colorbar.setLevels((-peak, peak))
         pieces_a, pieces_b = query_pieces(a), query_pieces(b)
         labels = [short_label(p, 8) for p in pieces_b[:n]]
-        ticks = [(i + 0.5, label) for i, label in enumerate(labels)]
-        self.plot.getAxis("left").setTicks([ticks])
-        self.plot.getAxis("bottom").setTicks([ticks])
+        self.plot.getAxis("left").setTicks([strided_ticks(labels, max_labels=10)])
+        self.plot.getAxis("bottom").setTicks([strided_ticks(labels, max_labels=30)])
         self.plot.setRange(xRange=(0, max(n, 1)), yRange=(0, max(n, 1)), padding=0.02)
         row = min(max(query_index, 0), max(n - 1, 0))
         self.row_highlight.setRect(0, row, n, 1)

@@ -95,7 +95,7 @@ class CompareWindow(QMainWindow):
         splitter.addWidget(self.difference)
         splitter.setStretchFactor(0, 3)
         splitter.setStretchFactor(1, 1)
-        splitter.setSizes([700, 260])
+        splitter.setSizes([650, 260])
 
         compare_tab = QWidget()
         layout = QVBoxLayout(compare_tab)
