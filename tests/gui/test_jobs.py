@@ -20,9 +20,11 @@ def test_job_runs_in_the_worker_thread_and_streams(qtbot, window):
             emit((i, threading.get_ident() != main))
         return model.info.name
 
-    with qtbot.waitSignal(window.controller.worker.job_finished) as blocker:
-        window.controller.submit(job, on_event=seen.append, on_progress=lambda f, m: progress.append(m))
-    assert blocker.args[1] == "tiny-gpt2"
+    done = []
+    window.controller.submit(job, on_done=done.append, on_event=seen.append,
+                             on_progress=lambda f, m: progress.append(m))
+    qtbot.waitUntil(lambda: bool(done), timeout=10000)
+    assert done == ["tiny-gpt2"]
     assert seen == [(0, True), (1, True), (2, True)]
     assert progress == ["step 0", "step 1", "step 2"]
 
