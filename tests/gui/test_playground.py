@@ -14,7 +14,11 @@ from explorer.gui.playground.formatting import PROB_BINS, format_stops, parse_st
 def load(qtbot, window, spec):
     with qtbot.waitSignal(window.controller.model_changed, timeout=30000):
         window.load_model(spec)
-    return window.features["explorer.gui.playground"]
+    panel = window.features["explorer.gui.playground"]
+    if not panel.dock.isVisible():  # hidden until the user opens it
+        panel.dock.toggleViewAction().trigger()  # View/Tools ▸ Playground, as a user would
+    assert panel.dock.isVisible()
+    return panel
 
 
 def set_controls(panel, *, max_new=10, seed=7, temperature=1.0, top_k=0, top_p=1.0,
@@ -53,6 +57,10 @@ def click_token(qtbot, window, panel, position):
                           check_params_cb=lambda p: p == position):
         qtbot.mouseClick(view.viewport(), Qt.LeftButton, pos=point)
     qtbot.waitUntil(lambda: window.probability_panel.shown_position == position, timeout=30000)
+
+
+def test_playground_starts_hidden(window):
+    assert not window.features["explorer.gui.playground"].dock.isVisible()
 
 
 def test_tokens_stream_in_one_at_a_time(qtbot, window):

@@ -15,7 +15,8 @@ DOCK_TITLE = "Playground"
 
 
 def install(window: Any) -> Playground:
-    """Add the Playground dock (left side), its Tools-menu entries and session hooks."""
+    """Add the Playground dock (left side, hidden until opened), its Tools-menu entries and
+    session hooks."""
     panel = Playground(window)
     dock = QDockWidget(DOCK_TITLE, window)
     dock.setObjectName("dock-playground")
@@ -23,6 +24,7 @@ def install(window: Any) -> Playground:
     window.addDockWidget(Qt.LeftDockWidgetArea, dock)
     window.docks[DOCK_TITLE] = dock
     panel.dock = dock
+    dock.hide()  # opened from Tools ▸ Playground; keeps the default window laptop-sized
 
     def show() -> None:
         dock.show()
