@@ -22,13 +22,16 @@ from explorer.core.progress import TaskState
 EXIT_USAGE = 2
 
 
-def _add_model_options(parser: argparse.ArgumentParser, default: str | None = "smollm2") -> None:
+def _add_model_options(parser: argparse.ArgumentParser, default: str | None = argparse.SUPPRESS) -> None:
+    """--model and the consent flags. Sub-commands take SUPPRESS as default so that
+    `attention-explorer --model M analyze …` and `… analyze --model M …` both work."""
     parser.add_argument("--model", default=default,
                         help="embedded alias (smollm2, minilm), model folder, .gguf file or cached hub id "
                         "(default: %(default)s)")
-    parser.add_argument("--trust-remote-code", action="store_true",
+    flag_default = argparse.SUPPRESS if default is argparse.SUPPRESS else False
+    parser.add_argument("--trust-remote-code", action="store_true", default=flag_default,
                         help="allow a model folder to run its own Python code")
-    parser.add_argument("--allow-pickle", action="store_true",
+    parser.add_argument("--allow-pickle", action="store_true", default=flag_default,
                         help="allow loading pickle (.bin) weights, which can run code")
 
 
@@ -44,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Look inside transformer language models: tokens, positions, attention, "
         "next-token probabilities. Without a command, opens the desktop app.",
     )
-    _add_model_options(parser)
+    _add_model_options(parser, default="smollm2")
     _add_prompt_options(parser, required=False)
     parser.add_argument("--select-token", type=int, help="GUI: select this token index")
     parser.add_argument("--layer", type=int, help="GUI: select this layer")

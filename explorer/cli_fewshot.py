@@ -20,6 +20,17 @@ from explorer.core import fewshot
 from explorer.core.errors import ExplorerError
 
 
+def _seed(text: str) -> int:
+    """argparse type: a non-negative integer (numpy seeds cannot be negative)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be a non-negative integer")
+    return value
+
+
 def register(sub: Any, add_model_options: Callable, add_prompt_options: Callable) -> dict[str, Callable]:
     parser = sub.add_parser(
         "fewshot",
@@ -42,7 +53,7 @@ def register(sub: Any, add_model_options: Callable, add_prompt_options: Callable
     parser.add_argument("--template", type=Path, default=None,
                         help="template file (default: the course format, "
                         "resources/sentiment/course.template)")
-    parser.add_argument("--seed", type=int, default=0,
+    parser.add_argument("--seed", type=_seed, default=0,
                         help="seed for choosing the demonstrations (default: %(default)s)")
     parser.add_argument("--out", type=Path, required=True, help="summary CSV, one row per k")
     parser.add_argument("--items-out", type=Path, default=None,

@@ -10,11 +10,12 @@ layer are freed when the next layer runs.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from explorer.core.errors import AttentionUnavailableError
+from explorer.core.errors import AttentionUnavailableError, Cancelled
 
 
 def _recorder(model: Any) -> tuple[type, int, str | None] | None:
@@ -32,17 +33,22 @@ def _recorder(model: Any) -> tuple[type, int, str | None] | None:
 class AttentionCapture:
     """Forward hooks filling ``buffer`` float16[L, H, T, T], one layer per call, in order."""
 
-    def __init__(self, modules: list[Any], index: int, buffer: np.ndarray) -> None:
+    def __init__(self, modules: list[Any], index: int, buffer: np.ndarray,
+                 is_cancel_requested: Callable[[], bool] | None = None) -> None:
         self.buffer = buffer
         self.index = index
+        self.is_cancel_requested = is_cancel_requested or (lambda: False)
         self.filled = 0
         self.missing = False
         self._handles = [m.register_forward_hook(self._hook) for m in modules]
 
     @classmethod
-    def attach(cls, model: Any, layers: int, heads: int, tokens: int) -> AttentionCapture | None:
+    def attach(cls, model: Any, layers: int, heads: int, tokens: int,
+               is_cancel_requested: Callable[[], bool] | None = None) -> AttentionCapture | None:
         """Hooks for ``model``, or None when its attention modules cannot be found
-        (the caller then asks transformers for ``output_attentions``)."""
+        (the caller then asks transformers for ``output_attentions``). After each layer
+        the hook checks ``is_cancel_requested`` and raises Cancelled, so a long forward
+        stops within one layer."""
         found = _recorder(model)
         if found is None:
             return None
@@ -51,7 +57,8 @@ class AttentionCapture:
                    if isinstance(m, target) and (not layer_name or name.endswith(layer_name))]
         if len(modules) != layers:
             return None
-        return cls(modules, index, np.empty((layers, heads, tokens, tokens), dtype=np.float16))
+        return cls(modules, index, np.empty((layers, heads, tokens, tokens), dtype=np.float16),
+                   is_cancel_requested)
 
     def _hook(self, module: Any, args: Any, output: Any) -> None:
         import torch
@@ -62,6 +69,8 @@ class AttentionCapture:
             return
         torch.from_numpy(self.buffer[self.filled]).copy_(weights[0])
         self.filled += 1
+        if self.is_cancel_requested():
+            raise Cancelled("cancelled during the forward pass")
 
     def detach(self) -> None:
         for handle in self._handles:

@@ -71,7 +71,8 @@ def analyze(
     num = len(ids)
     input_ids = torch.tensor([ids], dtype=torch.long)
     with torch.inference_mode():
-        capture = AttentionCapture.attach(loaded.model, info.layers, info.heads, num)
+        capture = AttentionCapture.attach(loaded.model, info.layers, info.heads, num,
+                                          task.is_cancel_requested)
         try:
             outputs = loaded.model(input_ids=input_ids, output_attentions=capture is None,
                                    use_cache=False)

@@ -7,6 +7,7 @@ SmolLM2-135M); the cached folder loads in a few seconds. Weights stay float32
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import shutil
@@ -19,9 +20,16 @@ COMPLETE_MARKER = "explorer-cache.json"
 CACHE_FORMAT = 1
 
 
-def content_hash(path: Path, chunk_size: int = 1 << 22) -> str:
-    """sha256 of the file's bytes, hex."""
+def content_hash(path: Path) -> str:
+    """sha256 of the file's bytes, hex; remembered per (path, size, mtime) in this process."""
+    stat = Path(path).stat()
+    return _hash_file(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=64)
+def _hash_file(path: str, size: int, mtime_ns: int, chunk_size: int = 1 << 22) -> str:
     digest = hashlib.sha256()
+    path = Path(path)
     with path.open("rb") as handle:
         while chunk := handle.read(chunk_size):
             digest.update(chunk)

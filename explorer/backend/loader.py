@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -79,12 +79,23 @@ def load_model(
         raise ModelLoadError(f"Could not load '{spec}': {_short(exc)}") from exc
     task.progress(0.96, "Checking attention output")
     model.eval()
-    info = model_info(model, tokenizer, source.display_name, str(folder))
+    fingerprint = digest_of(source)
+    info = replace(model_info(model, tokenizer, source.display_name, str(folder)), fingerprint=fingerprint)
     loaded = LoadedModel(model, tokenizer, info, spec=spec)
     check_attentions_available(loaded)
     loaded.timings = {"load_s": time.perf_counter() - started, "import_s": import_s}
     task.progress(1.0, "Ready")
     return loaded
+
+
+def digest_of(source: ModelSource) -> str | None:
+    """The content hash a session stores: the GGUF file's sha256 (cached by the GGUF
+    loader), or for a folder its config and file listing."""
+    if source.kind == "gguf":
+        return gguf_cache.content_hash(source.path)
+    from explorer.core.session import fingerprint
+
+    return fingerprint(source.path)
 
 
 def _short(exc: BaseException) -> str:

@@ -248,6 +248,8 @@ def choose_demonstrations(pool: Sequence[LabelledExample], k: int, seed: int,
     """
     if k < 0:
         raise ExplorerError("The number of demonstrations cannot be negative.")
+    if seed < 0:
+        raise ExplorerError(f"The seed must be a non-negative integer, not {seed}.")
     if k > len(pool):
         raise ExplorerError(
             f"{k} demonstrations were asked for but the demonstration pool has only {len(pool)}."

@@ -123,5 +123,8 @@ def full_dict(result: RunResult) -> dict[str, Any]:
         "topk_tokens": [list(row) for row in result.topk_tokens],
         "positional": result.positional.tolist(),
         "positional_kind": result.positional_kind,
+        "last_probs": result.last_probs.tolist(),
+        "actual_next_probs": [None if np.isnan(p) else float(p) for p in result.actual_next_probs],
+        "actual_next_ranks": result.actual_next_ranks.tolist(),
         "timings": result.timings,
     }

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,8 @@ from explorer.core.selection import Selection
 FORMAT_NAME = "attention-explorer-session"
 FORMAT_VERSION = 1
 MAX_SESSION_BYTES = 50_000_000
+MAX_NUMBER = 2**31 - 1  # what a Qt spin box can hold
+MAX_DEPTH = 8
 
 
 class SessionError(ExplorerError):
@@ -93,10 +96,67 @@ def _selection(data: Any) -> Selection:
     return Selection(**values)
 
 
+def _check_values(value: Any, where: str, depth: int = 0) -> None:
+    """Extras hold only plain JSON: finite numbers a spin box can take, bounded nesting."""
+    _expect(depth <= MAX_DEPTH, f"'{where}' is nested too deeply")
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return
+    if isinstance(value, (int, float)):
+        _expect(math.isfinite(value) and abs(value) <= MAX_NUMBER, f"'{where}' holds an out-of-range number")
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _check_values(item, f"{where}[{i}]", depth + 1)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_values(item, f"{where}.{key}", depth + 1)
+
+
+def _non_negative_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+EXTRA_RULES: dict[str, dict[str, tuple[Any, str]]] = {
+    "comparison": {
+        "layer": (_non_negative_int, "a non-negative integer"),
+        "head": (_non_negative_int, "a non-negative integer"),
+        "query_token": (_non_negative_int, "a non-negative integer"),
+        "seed": (_non_negative_int, "a non-negative integer"),
+        "difference": (lambda v: isinstance(v, list) and all(_non_negative_int(i) for i in v),
+                       "a list of column numbers"),
+        "columns": (lambda v: isinstance(v, list) and all(isinstance(t, str) for t in v), "a list of texts"),
+    },
+    "generation": {
+        "max_new_tokens": (lambda v: _non_negative_int(v) and v >= 1, "a positive integer"),
+        "top_k": (_non_negative_int, "a non-negative integer"),
+        "seed": (lambda v: v is None or _non_negative_int(v), "a non-negative integer"),
+        "temperature": (lambda v: _number(v) and v >= 0, "a number >= 0"),
+        "top_p": (lambda v: _number(v) and 0 < v <= 1, "a number in (0, 1]"),
+        "repetition_penalty": (lambda v: _number(v) and v > 0, "a number > 0"),
+        "prompt": (lambda v: isinstance(v, str), "a string"),
+    },
+}
+"""Values the comparison view and the playground read back; anything else is ignored."""
+
+
+def _check_extras(section: str, data: dict[str, Any]) -> None:
+    _check_values(data, section)
+    for key, (valid, what) in EXTRA_RULES[section].items():
+        if key in data:
+            _expect(valid(data[key]), f"'{section}.{key}' must be {what}")
+
+
+def _no_constants(name: str) -> Any:
+    raise SessionError(f"Not a valid session file: {name} is not a number JSON allows.")
+
+
 def parse_session(text: str) -> Session:
     """Validate and read a session; raises SessionError with the reason."""
     try:
-        data = json.loads(text)
+        data = json.loads(text, parse_constant=_no_constants)
     except json.JSONDecodeError as exc:
         raise SessionError(f"Not a valid session file: it is not complete JSON ({exc.msg} at "
                            f"line {exc.lineno}).") from exc
@@ -119,6 +179,8 @@ def parse_session(text: str) -> Session:
     generation = data.get("generation", {})
     _expect(isinstance(comparison, dict), "'comparison' must be an object")
     _expect(isinstance(generation, dict), "'generation' must be an object")
+    _check_extras("comparison", comparison)
+    _check_extras("generation", generation)
     return Session(ModelRef(model["spec"], fp), prompt, _selection(data.get("selection", {})),
                    comparison, generation)
 

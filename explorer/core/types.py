@@ -35,6 +35,7 @@ class ModelInfo:
     head_dim: int | None = None
     piece_style: str = "byte_level"
     source: str = ""
+    fingerprint: str | None = None  # sha256 of the model file (or folder listing) it came from
     chat_template: bool = False  # the tokenizer has a chat template (instruct models)
 
     def to_json(self) -> str:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 from pathlib import Path
 
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import QSettings, QTimer
 from PySide6.QtWidgets import QApplication
 
-from explorer.gui.main_window import MainWindow
+from explorer.gui.main_window import DEFAULT_PROMPT, MainWindow
 from explorer.gui.plotting import configure_pyqtgraph
 from explorer.gui.run_view import RunView
 
@@ -89,8 +90,14 @@ def run_gui(args: argparse.Namespace, prompt: str | None) -> int:
         print(f"error: {problem}", file=sys.stderr)
         return 2
     app = application()
-    window = MainWindow()
-    window.prompt_panel.set_text(prompt if prompt is not None else window.last_prompt())
+    settings = None
+    if args.screenshot:  # a capture must neither read nor change the user's saved state
+        scratch = tempfile.mkdtemp(prefix="attention-explorer-capture-")
+        settings = QSettings(os.path.join(scratch, "settings.ini"), QSettings.IniFormat)
+    window = MainWindow(settings=settings)
+    if prompt is None:
+        prompt = DEFAULT_PROMPT if args.screenshot else window.last_prompt()
+    window.prompt_panel.set_text(prompt)
     capture = ScreenshotRun(window, args, args.screenshot) if args.screenshot else None
     if capture is not None:  # no dialogs headless: consent only from the command line
         window.ask_consent = lambda spec, option, explanation: bool(getattr(args, option, False))

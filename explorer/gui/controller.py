@@ -117,6 +117,7 @@ class Controller(QObject):
         """Load ``spec`` in the worker; the current model stays until the new one is ready."""
         request = self._next_id()
         self._load_id = request
+        self.worker.supersede_loads(request)
         self._pending_spec = spec
         self._pending_options = dict(options)
         self._loading = True
@@ -221,7 +222,8 @@ class Controller(QObject):
 
     def _set_selection(self, selection: Selection) -> None:
         n = self.result.num_tokens if self.result else 0
-        selection = selection.clamped(n, self.model_info)
+        info = self.result.model_info if self.result else self.model_info
+        selection = selection.clamped(n, info)
         if selection != self.selection:
             self.selection = selection
             self.selection_changed.emit(selection)
@@ -283,10 +285,17 @@ class Controller(QObject):
 
     # -- shutdown ------------------------------------------------------------------------
     def shutdown(self, timeout_ms: int = 2000) -> bool:
-        """Stop the worker thread; returns True when it ended within the timeout."""
+        """Stop the worker thread. Loads, runs and jobs are cancelled at their next check
+        (every layer, tensor or token). Returns True when the thread ended within the
+        timeout; otherwise it waits for the step that cannot be interrupted (e.g. reading
+        a GGUF tokenizer) to finish, because destroying a running QThread aborts."""
         self.worker.request_cancel_load()
+        self.worker.supersede_loads(self._request_id + 1)
         for job_id in list(self.jobs):
             self.worker.cancel_job(job_id)
         self.worker.supersede_runs(self._request_id + 1)
         self.thread.quit()
-        return self.thread.wait(timeout_ms)
+        if self.thread.wait(timeout_ms):
+            return True
+        self.thread.wait()
+        return False

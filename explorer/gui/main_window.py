@@ -402,5 +402,6 @@ class MainWindow(QMainWindow):
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("window/state", self.saveState(LAYOUT_VERSION))
         self.sessions.autosave_prompt()
+        self.hide()  # gone at once, even if the worker needs a moment to stop
         self.controller.shutdown()
         super().closeEvent(event)

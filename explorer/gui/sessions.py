@@ -9,18 +9,13 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QObject, QSettings, QTimer
 
 from explorer.core.selection import Selection
-from explorer.core.session import ModelRef, Session, fingerprint, read_session, write_session
+from explorer.core.session import ModelRef, Session, SessionError, read_session, write_session
 
 if TYPE_CHECKING:
     from explorer.gui.main_window import MainWindow
 
 MAX_RECENT = 8
 AUTOSAVE_MS = 1000
-
-
-def local_model_path(spec: str) -> Path | None:
-    path = Path(spec).expanduser()
-    return path if path.exists() else None
 
 
 class SessionManager(QObject):
@@ -31,10 +26,13 @@ class SessionManager(QObject):
         self.window = window
         self.settings = settings
         self._pending_selection: Selection | None = None
+        self._pending_prompt: str | None = None
+        self._expected_fingerprint: str | None = None
         self._autosave = QTimer(self, singleShot=True, interval=AUTOSAVE_MS)
         self._autosave.timeout.connect(self.autosave_prompt)
         window.prompt_panel.editor.textChanged.connect(self._autosave.start)
         window.run_displayed.connect(self._apply_pending_selection)
+        window.controller.model_changed.connect(self._check_fingerprint)
 
     # -- autosave ------------------------------------------------------------------------
     def autosave_prompt(self) -> None:
@@ -45,10 +43,11 @@ class SessionManager(QObject):
     def current(self) -> Session:
         c = self.window.controller
         spec = c.model_spec or (c.model_info.name if c.model_info else "smollm2")
-        local = local_model_path(spec)
         extra = self.window.session_extras()
+        # the hash was computed by the worker when the model was loaded (never here:
+        # hashing a multi-GB file would freeze the window)
         return Session(
-            model=ModelRef(spec, fingerprint(local) if local else None),
+            model=ModelRef(spec, c.model_info.fingerprint if c.model_info else None),
             prompt=self.window.prompt_panel.text(),
             selection=c.selection,
             comparison=extra.get("comparison", {}),
@@ -69,25 +68,36 @@ class SessionManager(QObject):
 
     def apply(self, session: Session) -> None:
         w, c = self.window, self.window.controller
-        local = local_model_path(session.model.spec)
-        if session.model.fingerprint and local is not None and fingerprint(local) != session.model.fingerprint:
-            c.status.emit(f"Note: the model at {session.model.spec} changed since the session was saved.")
+        self._expected_fingerprint = session.model.fingerprint
         self._pending_selection = session.selection
+        self._pending_prompt = session.prompt
+        try:  # the part most likely to refuse a value goes first, before anything else changes
+            w.apply_session_extras({"comparison": session.comparison, "generation": session.generation})
+        except (ValueError, TypeError, OverflowError, KeyError) as exc:
+            self._pending_selection = None
+            raise SessionError(f"The session's view settings could not be applied: {exc}") from exc
         w.prompt_panel.editor.blockSignals(True)
         w.prompt_panel.set_text(session.prompt)
         w.prompt_panel.editor.blockSignals(False)
-        w.apply_session_extras({"comparison": session.comparison, "generation": session.generation})
         c.set_options(**{k: v for k, v in asdict(session.selection).items() if isinstance(v, bool)})
         if c.model_spec != session.model.spec:
             c.set_pending_prompt(session.prompt)
             w.load_model(session.model.spec)  # never with consent: the user must confirm again
         else:
+            self._check_fingerprint(c.model_info)
             c.run_prompt(session.prompt)
 
-    def _apply_pending_selection(self, _view: object) -> None:
+    def _check_fingerprint(self, info: object) -> None:
+        expected, self._expected_fingerprint = self._expected_fingerprint, None
+        actual = getattr(info, "fingerprint", None)
+        if expected and actual and expected != actual:
+            self.window.controller.status.emit(
+                "Note: the model file changed since the session was saved (its hash differs).")
+
+    def _apply_pending_selection(self, view: object) -> None:
         selection = self._pending_selection
-        if selection is None:
-            return
+        if selection is None or getattr(getattr(view, "result", None), "prompt", None) != self._pending_prompt:
+            return  # not yet the session's own run (an earlier run may still be drawn)
         self._pending_selection = None
         c = self.window.controller
         c.select_head(selection.layer, selection.head)

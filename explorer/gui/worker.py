@@ -62,6 +62,7 @@ class EngineWorker(QObject):
         self._model: Any = None
         self._cancel_load = threading.Event()
         self._latest_run = 0
+        self._latest_load = 0
         self._lock = threading.Lock()
         self._cancelled_jobs: set[int] = set()
 
@@ -74,6 +75,16 @@ class EngineWorker(QObject):
         with self._lock:
             self._latest_run = max(self._latest_run, request_id)
 
+    def supersede_loads(self, request_id: int) -> None:
+        """Mark every load older than ``request_id`` stale: it stops at its next progress
+        report, and if it finishes anyway its model is dropped, never installed."""
+        with self._lock:
+            self._latest_load = max(self._latest_load, request_id)
+
+    def _is_stale_load(self, request_id: int) -> bool:
+        with self._lock:
+            return request_id < self._latest_load
+
     def _is_stale(self, request_id: int) -> bool:
         with self._lock:
             return request_id < self._latest_run
@@ -81,10 +92,12 @@ class EngineWorker(QObject):
     # -- slots, run in the worker thread -------------------------------------------
     @Slot(int, str, object)
     def load(self, request_id: int, spec: str, options: dict) -> None:
+        if self._is_stale_load(request_id):
+            return  # a newer load was requested before this one started
         self._cancel_load.clear()
         task = TaskState(
             report=lambda f, m: self.load_progress.emit(request_id, f, m),
-            is_cancel_requested=self._cancel_load.is_set,
+            is_cancel_requested=lambda: self._cancel_load.is_set() or self._is_stale_load(request_id),
         )
         try:
             model = self._load_fn(spec, task, **(options or {}))
@@ -97,6 +110,8 @@ class EngineWorker(QObject):
         except BaseException as exc:  # noqa: BLE001 - any failure becomes a message
             self.load_failed.emit(request_id, describe_failure(exc), "error")
             return
+        if self._is_stale_load(request_id):
+            return  # superseded while loading: keep the model the GUI believes is loaded
         self._model = model
         self.model_loaded.emit(request_id, model.info)
 

@@ -39,7 +39,13 @@ def test_json_flag_prints_every_array(tiny_gpt2_folder, tmp_path, capsys):
                            "--out", str(tmp_path / "r.npz"), "--json")
     assert code == 0
     full = json.loads(out)
-    assert np.asarray(full["attentions"]).shape[2:] == (len(full["tokens"]),) * 2
+    n = len(full["tokens"])
+    assert np.asarray(full["attentions"]).shape[2:] == (n, n)
+    with np.load(tmp_path / "r.npz") as data:
+        for name in data.files:  # --json prints every array of the archive
+            assert name in full or name in ("format_version",), name
+        assert len(full["last_probs"]) == data["last_probs"].shape[0]
+    assert full["actual_next_probs"][-1] is None and full["actual_next_ranks"][-1] == -1
 
 
 def test_unknown_model_lists_the_embedded_ones(tmp_path, capsys):
@@ -160,3 +166,17 @@ def test_no_traceback_reaches_the_user(tmp_path):
     )
     assert proc.returncode == 2
     assert proc.stderr.startswith("error: ") and "Traceback" not in proc.stderr
+
+
+def test_model_given_before_the_subcommand_is_used(tiny_gpt2_folder, tmp_path, capsys):
+    code = main(["--model", str(tiny_gpt2_folder), "analyze", "--prompt", "The cat",
+                 "--out", str(tmp_path / "r.npz")])
+    assert code == 0
+    assert json.loads(capsys.readouterr().out)["model"] == tiny_gpt2_folder.name
+
+
+def test_negative_fewshot_seed_exits_2_without_traceback(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["fewshot", "--seed", "-1", "--out", "x.csv"])
+    assert info.value.code == 2
+    assert "non-negative" in capsys.readouterr().err

@@ -54,13 +54,32 @@ def test_future_version_is_refused():
         parse_session(text)
 
 
-def test_consent_is_never_stored():
+def test_consent_is_never_stored_or_read():
     text = sample().to_json()
     assert "trust_remote_code" not in text and "pickle" not in text
     data = json.loads(text)
     data["model"]["trust_remote_code"] = True  # a crafted file cannot grant consent
+    data["model"]["allow_pickle"] = True
     session = parse_session(json.dumps(data))
-    assert not hasattr(session.model, "trust_remote_code")
+    assert session.model == ModelRef("smollm2", "ab" * 32)  # only spec and fingerprint survive
+
+
+@pytest.mark.parametrize("extras", [
+    {"generation": {"max_new_tokens": 1e20}},
+    {"generation": {"seed": 2**40}},
+    {"comparison": {"columns": [[[[[[[[[["deep"]]]]]]]]]]}},
+])
+def test_extras_with_unusable_values_are_refused(extras):
+    data = json.loads(sample().to_json())
+    data.update(extras)
+    with pytest.raises(SessionError, match="out-of-range number|nested too deeply"):
+        parse_session(json.dumps(data))
+
+
+def test_nan_is_refused():
+    text = sample().to_json().replace('"seed": 7', '"seed": NaN')
+    with pytest.raises(SessionError, match="not a number JSON allows"):
+        parse_session(text)
 
 
 def test_fingerprint_changes_with_content(tmp_path):

@@ -212,3 +212,15 @@ def test_session_extras_round_trip(qtbot, window, compare):
     assert compare.builder.query.text() == "I don't like this chair."
     assert [c.text() for c in compare.columns] == extras["columns"]
     assert compare.query_index == 1
+
+
+def test_switching_to_a_model_with_fewer_layers_keeps_working(qtbot, window, compare):
+    load_and_run(qtbot, window, "tiny-llama", "the cat")  # 3 layers
+    compare.builder.shots.setText("0,1")
+    build_and_run(qtbot, compare)
+    compare.set_head(2, 3)
+    load_and_run(qtbot, window, "tiny-gpt2", "the cat")  # 2 layers: layer 2 no longer exists
+    analyses = build_and_run(qtbot, compare)
+    assert (compare.layer, compare.head) == (1, 3)
+    assert analyses[0].result.model_info.layers == 2
+    assert "Ran 2 columns" in compare.status.text()

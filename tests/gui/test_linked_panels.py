@@ -154,8 +154,10 @@ def test_bad_prompts_give_messages_and_keep_the_text(qtbot, window):
 def test_keyboard_moves_layer_and_head(qtbot, window):
     view = load_and_run(qtbot, window, "tiny-llama", PROMPT)
     window.controller.select_head(0, 0)
-    window.step_head(1, 0)
-    window.step_head(0, 1)
+    window.activateWindow()
+    window.attention_panel.setFocus()
+    qtbot.keyClick(window.attention_panel, Qt.Key_Down, Qt.AltModifier)  # Navigate ▸ Next layer
+    qtbot.keyClick(window.attention_panel, Qt.Key_Right, Qt.AltModifier)  # Navigate ▸ Next head
     assert (window.controller.selection.layer, window.controller.selection.head) == (1, 1)
     for _ in range(10):
         window.step_head(1, 1)  # clamped to 3 layers x 4 heads

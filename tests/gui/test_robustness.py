@@ -146,3 +146,50 @@ def test_closing_during_a_job_ends_the_thread_within_two_seconds(qtbot, window):
     window.close()
     assert not window.controller.thread.isRunning()
     assert time.perf_counter() - begun < 2.0
+
+
+def test_closing_during_a_step_that_cannot_be_interrupted_waits_instead_of_aborting(qtbot, window):
+    load_and_run(qtbot, window, "tiny-gpt2", "The cat")
+    started = threading.Event()
+    worker = window.controller.worker
+
+    def stubborn(model, prompt, top_k, task):
+        started.set()
+        time.sleep(3)  # e.g. reading a GGUF tokenizer: no cancellation point
+        from explorer.backend.engine import analyze
+
+        return analyze(model, prompt)
+
+    worker._analyze_fn = stubborn
+    window.prompt_panel.set_text("The dog")
+    window.prompt_panel.run_now()
+    assert started.wait(10)
+    window.close()  # must not destroy a running QThread (that aborts the process)
+    assert not window.isVisible()
+    assert not window.controller.thread.isRunning()
+
+
+def test_a_superseded_load_never_replaces_the_model(qtbot, window):
+    load_and_run(qtbot, window, "tiny-gpt2", "The cat")
+    worker = window.controller.worker
+    real = worker._load_fn
+    release = threading.Event()
+
+    def slow_then_real(spec, task, **options):
+        if spec == "tiny-bert":
+            release.wait(10)  # a long load with no progress report in between
+        return real(spec, task, **options)
+
+    worker._load_fn = slow_then_real
+    window.load_model("tiny-bert")
+    with qtbot.waitSignal(window.controller.error, timeout=30000) as blocker:
+        window.load_model("broken-model")  # requested while tiny-bert is still loading
+        release.set()
+    assert "tiny-gpt2" in blocker.args[0]
+    qtbot.wait(200)
+    assert window.controller.model_info.name == "tiny-gpt2"
+    assert worker.model.info.name == "tiny-gpt2"  # the stale tiny-bert was dropped
+    with qtbot.waitSignal(window.run_displayed, check_params_cb=lambda v: v.result.prompt == "The dog"):
+        window.prompt_panel.set_text("The dog")
+        window.prompt_panel.run_now()
+    assert window.controller.result.model_info.name == "tiny-gpt2"

@@ -8,17 +8,22 @@ import pytest
 from PySide6.QtGui import QImage
 
 
-def capture(*args, timeout=300):
+def capture(*args, timeout=300, config_home=None):
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen", HF_HUB_OFFLINE="1")
+    if config_home is not None:
+        env["XDG_CONFIG_HOME"] = str(config_home)
     return subprocess.run([sys.executable, "-m", "explorer", *args], capture_output=True, text=True,
                           timeout=timeout, env=env)
 
 
 def test_screenshot_of_a_local_folder(tiny_gpt2_folder, tmp_path):
     out = tmp_path / "shots" / "window.png"
+    config = tmp_path / "config"
     proc = capture("--model", str(tiny_gpt2_folder), "--prompt", "The cat sat on the mat",
-                   "--select-token", "2", "--layer", "1", "--head", "3", "--screenshot", str(out))
+                   "--select-token", "2", "--layer", "1", "--head", "3", "--screenshot", str(out),
+                   config_home=config)
     assert proc.returncode == 0, proc.stderr
+    assert not any(config.rglob("*")), "a capture must not change the user's saved settings"
     image = QImage(str(out))
     assert not image.isNull() and image.width() >= 800 and image.height() >= 600
 

@@ -163,6 +163,8 @@ class ColumnWidget(QFrame):
             lines.append(f"<span style='color:#666'>summed: {summed}</span>")
         elif label_note:
             lines.append(f"<span style='color:#8a1f11'>{_html(label_note)}</span>")
+        if analysis.prompt.text != self.text():  # edited while this run was in flight
+            lines.insert(0, "<i>Edited since this run — run again to update.</i>")
         self.summary.setText("<br>".join(lines))
         self._draw_bars(analysis)
         names = [short_segment_name(s) for s in analysis.prompt.segments]

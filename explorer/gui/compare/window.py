@@ -236,8 +236,11 @@ class CompareWindow(QMainWindow):
             box.blockSignals(True)
             box.setRange(0, top - 1)
             box.blockSignals(False)
+        # clamp to this model before anything draws (a switch may leave fewer layers)
+        self.layer = min(max(self.layer, 0), info.layers - 1)
+        self.head = min(max(self.head, 0), info.heads - 1)
         self._columns_changed()
-        self.set_head(min(self.layer, info.layers - 1), min(self.head, info.heads - 1), self.head_mean)
+        self.set_head(self.layer, self.head, self.head_mean)
         self.select_query_token(self.query_index)
         note = f" {run.label_note}" if run.label_note else ""
         self._say(f"Ran {len(run.columns)} columns on {info.name}.{note}", error=bool(note))
@@ -306,9 +309,10 @@ class CompareWindow(QMainWindow):
         if isinstance(texts, list) and len(texts) >= MIN_COLUMNS and all(isinstance(t, str) for t in texts):
             self.set_texts(texts)
         ints = [state.get(k) for k in ("layer", "head", "query_token")]
-        if all(isinstance(v, int) for v in ints):
+        if all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in ints):
             self.layer, self.head, self.query_index = ints  # type: ignore[assignment]
             self.head_mean = bool(state.get("head_mean", False))
         pair = state.get("difference")
-        if isinstance(pair, list) and len(pair) == 2 and all(isinstance(v, int) for v in pair):
+        if isinstance(pair, list) and len(pair) == 2 and all(
+                isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in pair):
             self.difference.set_choice(*pair)
