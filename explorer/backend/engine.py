@@ -86,7 +86,7 @@ def analyze(
     else:
         attentions = _attentions_to_float16(outputs.attentions, info.name)
     if info.causal:
-        topk, last_probs, actual_probs, actual_ranks = _next_token_arrays(outputs.logits[0], ids, top_k)
+        topk, last_probs, actual_probs, actual_ranks = next_token_arrays(outputs.logits[0], ids, top_k)
     else:
         topk = None
         last_probs = np.zeros(0, np.float32)
@@ -139,7 +139,7 @@ def _attentions_to_float16(attentions: Any, name: str) -> np.ndarray:
     return out
 
 
-def _next_token_arrays(logits: Any, ids: list[int], k: int, chunk: int = 256,
+def next_token_arrays(logits: Any, ids: list[int], k: int, chunk: int = 256,
                        ) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], np.ndarray, np.ndarray, np.ndarray]:
     """From logits [T, V], in chunks of positions (no extra [T, V] tensor):
 

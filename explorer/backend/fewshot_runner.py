@@ -9,7 +9,6 @@ declared spelling, no lowercase forms unless asked for). Ids are deduplicated pe
 from __future__ import annotations
 
 import copy
-import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from explorer.backend.engine import check_prompt, tokenize
+from explorer.backend.kv_cache import cache_argument, returned_cache
 from explorer.backend.loader import LoadedModel
 from explorer.core import fewshot
 from explorer.core.errors import ExplorerError
@@ -136,22 +136,11 @@ def _forward(loaded: LoadedModel, ids: list[int], past: Any = None, keep_cache: 
     input_ids = torch.tensor([ids], dtype=torch.long)
     kwargs: dict[str, Any] = {"use_cache": keep_cache or past is not None}
     if past is not None:
-        kwargs[_cache_argument(loaded.model)] = past
+        kwargs[cache_argument(loaded.model)] = past
     try:
         return loaded.model(input_ids=input_ids, logits_to_keep=1, **kwargs)
     except TypeError:  # models without logits_to_keep
         return loaded.model(input_ids=input_ids, **kwargs)
-
-
-def _cache_argument(model: Any) -> str:
-    """transformers >= 5.2x calls the key/value cache ``cache``; earlier ``past_key_values``."""
-    parameters = inspect.signature(model.forward).parameters
-    return "cache" if "cache" in parameters else "past_key_values"
-
-
-def _returned_cache(outputs: Any) -> Any:
-    cache = getattr(outputs, "cache", None)
-    return cache if cache is not None else getattr(outputs, "past_key_values", None)
 
 
 class PrefixCache:
@@ -192,7 +181,7 @@ class PrefixCache:
             return
         with torch.inference_mode():
             outputs = _forward(self.loaded, ids[:count], keep_cache=True)
-        self.past = _returned_cache(outputs)
+        self.past = returned_cache(outputs)
         if self.past is not None:
             self.ids = list(ids[:count])
 

@@ -23,8 +23,9 @@ from typing import Any
 
 import numpy as np
 
-from explorer.backend.engine import tokenize
+from explorer.backend.engine import next_token_arrays, tokenize
 from explorer.backend.introspect import positional_table
+from explorer.backend.kv_cache import cache_argument, returned_cache
 from explorer.backend.loader import LoadedModel
 from explorer.core.errors import ExplorerError, PromptError
 from explorer.core.generation_types import GenerationResult, GenerationStep
@@ -197,20 +198,6 @@ class _Vocab:
         return tuple(self.cache[int(i)] for i in ids)
 
 
-def _cache_argument(model: Any) -> str:
-    """The forward() keyword for the KV cache: ``cache`` since transformers 5.2x
-    (``past_key_values`` is deprecated there), ``past_key_values`` before."""
-    import inspect
-
-    parameters = inspect.signature(model.forward).parameters
-    return "cache" if "cache" in parameters else "past_key_values"
-
-
-def _cache_of(outputs: Any) -> Any:
-    cache = getattr(outputs, "cache", None)
-    return cache if cache is not None else outputs.past_key_values
-
-
 def _stack_rows(attentions: Any, query: int) -> np.ndarray:
     """tuple of L tensors [1, H, Q, K] -> float16[L, H, K] for row ``query``."""
     import torch
@@ -228,34 +215,6 @@ def _raw_view(logits: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.nd
     part = np.argpartition(-logits, k - 1)[:k]
     part = part[np.argsort(-logits[part], kind="stable")]
     return probs, part.astype(np.int64), logits[part]
-
-
-def _topk_rows(logits: Any, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """float[P, V] torch logits -> int64[P, k] ids, float32[P, k] probs, float32[P, k] logits."""
-    import torch
-
-    logits = logits.float()
-    k = max(1, min(k, logits.shape[-1]))
-    top_logits, top_ids = torch.topk(logits, k, dim=-1)
-    log_norm = torch.logsumexp(logits, dim=-1, keepdim=True)
-    return (top_ids.numpy().astype(np.int64), torch.exp(top_logits - log_norm).numpy(),
-            top_logits.numpy())
-
-
-def _own_next(logits: Any, ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
-    """float32[P] probability and int64[P] rank of each prompt token's successor."""
-    import torch
-
-    num = len(ids)
-    probs = np.full(num, np.nan, np.float32)
-    ranks = np.full(num, -1, np.int64)
-    if num > 1:
-        log_probs = torch.log_softmax(logits[: num - 1].float(), dim=-1)
-        following = torch.tensor(list(ids[1:]), dtype=torch.long)[:, None]
-        chosen = log_probs.gather(1, following)
-        probs[:-1] = chosen[:, 0].exp().numpy()
-        ranks[:-1] = ((log_probs > chosen).sum(dim=-1) + 1).numpy()
-    return probs, ranks
 
 
 def _run(
@@ -291,11 +250,11 @@ def _run(
                                 "weights; it needs eager attention.")
         prompt_attn = torch.stack([a[0, :, :p, :p] for a in attentions]).to(torch.float16).numpy()
         prompt_logits = out.logits[0, :p]
-        ptop_ids, ptop_probs, ptop_logits = _topk_rows(prompt_logits, top_n)
-        pnext_probs, pnext_ranks = _own_next(prompt_logits, prepared.ids)
+        (ptop_ids, ptop_probs, ptop_logits), _, pnext_probs, pnext_ranks = next_token_arrays(
+            prompt_logits, list(prepared.ids), top_n)
         logits = out.logits[0, -1].float().numpy()
-        cache = _cache_of(out)
-        cache_name = _cache_argument(model)
+        cache = returned_cache(out)
+        cache_name = cache_argument(model)
         del out, attentions, prompt_logits
 
         generated = [s.token_id for s in kept]
@@ -324,7 +283,7 @@ def _run(
                         use_cache=True, output_attentions=True, **{cache_name: cache})
             row = _stack_rows(out.attentions, -1)
             logits = out.logits[0, -1].float().numpy()
-            cache = _cache_of(out)
+            cache = returned_cache(out)
             del out
             completion = tokenizer.decode(generated, skip_special_tokens=True)
             if completion.endswith("\ufffd"):
