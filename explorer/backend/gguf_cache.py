@@ -7,37 +7,20 @@ SmolLM2-135M); the cached folder loads in a few seconds. Weights stay float32
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import json
 import shutil
 import tempfile
 from pathlib import Path
 
+from explorer.backend.fingerprint import file_sha256
 from explorer.backend.paths import cache_root
 
 COMPLETE_MARKER = "explorer-cache.json"
 CACHE_FORMAT = 1
 
 
-def content_hash(path: Path) -> str:
-    """sha256 of the file's bytes, hex; remembered per (path, size, mtime) in this process."""
-    stat = Path(path).stat()
-    return _hash_file(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
-
-
-@functools.lru_cache(maxsize=64)
-def _hash_file(path: str, size: int, mtime_ns: int, chunk_size: int = 1 << 22) -> str:
-    digest = hashlib.sha256()
-    path = Path(path)
-    with path.open("rb") as handle:
-        while chunk := handle.read(chunk_size):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def cache_dir_for(gguf_path: Path, digest: str | None = None) -> Path:
-    digest = digest or content_hash(gguf_path)
+    digest = digest or file_sha256(gguf_path)
     return cache_root() / "gguf" / f"{gguf_path.stem}-{digest[:16]}"
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from explorer.backend import gguf_cache, safety
+from explorer.backend.fingerprint import file_sha256, model_fingerprint
 from explorer.backend.introspect import ENCODER_MODEL_TYPES, model_info
 from explorer.backend.progress_hooks import transformers_progress
 from explorer.backend.resolve import ModelSource, resolve_model
@@ -79,23 +80,13 @@ def load_model(
         raise ModelLoadError(f"Could not load '{spec}': {_short(exc)}") from exc
     task.progress(0.96, "Checking attention output")
     model.eval()
-    fingerprint = digest_of(source)
-    info = replace(model_info(model, tokenizer, source.display_name, str(folder)), fingerprint=fingerprint)
+    info = replace(model_info(model, tokenizer, source.display_name, str(folder)),
+                   fingerprint=model_fingerprint(source.path))
     loaded = LoadedModel(model, tokenizer, info, spec=spec)
     check_attentions_available(loaded)
     loaded.timings = {"load_s": time.perf_counter() - started, "import_s": import_s}
     task.progress(1.0, "Ready")
     return loaded
-
-
-def digest_of(source: ModelSource) -> str | None:
-    """The content hash a session stores: the GGUF file's sha256 (cached by the GGUF
-    loader), or for a folder its config and file listing."""
-    if source.kind == "gguf":
-        return gguf_cache.content_hash(source.path)
-    from explorer.core.session import fingerprint
-
-    return fingerprint(source.path)
 
 
 def _short(exc: BaseException) -> str:
@@ -140,7 +131,7 @@ def _load_gguf(source: ModelSource, task: TaskState) -> tuple[Any, Any, Path]:
     path = source.path
     _check_gguf_header(path)
     task.progress(0.0, "Hashing GGUF file")
-    digest = gguf_cache.content_hash(path)
+    digest = file_sha256(path)
     cache = gguf_cache.cache_dir_for(path, digest)
     if gguf_cache.is_complete(cache):
         try:

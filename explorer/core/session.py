@@ -6,7 +6,6 @@ stored, so opening a session asks for the same confirmation as loading by hand.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from dataclasses import asdict, dataclass, field
@@ -29,7 +28,8 @@ class SessionError(ExplorerError):
 
 @dataclass(frozen=True)
 class ModelRef:
-    """spec: alias, path or hub id as typed; fingerprint: sha256 of a local file or folder."""
+    """spec: alias, path or hub id as typed; fingerprint: the loaded model's
+    ``ModelInfo.fingerprint`` (sha256 of its file, or of its folder's config and listing)."""
 
     spec: str
     fingerprint: str | None = None
@@ -54,26 +54,6 @@ class Session:
             "generation": self.generation,
         }
         return json.dumps(data, indent=2, ensure_ascii=False)
-
-
-def fingerprint(path: Path) -> str | None:
-    """sha256 of a local model: the file's bytes, or for a folder its config and the
-    names and sizes of its files (weights are too large to hash on every save)."""
-    path = Path(path)
-    digest = hashlib.sha256()
-    if path.is_file():
-        with path.open("rb") as handle:
-            while chunk := handle.read(1 << 22):
-                digest.update(chunk)
-        return digest.hexdigest()
-    if path.is_dir():
-        config = path / "config.json"
-        if config.is_file():
-            digest.update(config.read_bytes())
-        for item in sorted(p for p in path.iterdir() if p.is_file()):
-            digest.update(f"{item.name}:{item.stat().st_size}\n".encode())
-        return digest.hexdigest()
-    return None
 
 
 def _expect(condition: bool, message: str) -> None:

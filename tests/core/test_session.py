@@ -11,7 +11,6 @@ from explorer.core.session import (
     ModelRef,
     Session,
     SessionError,
-    fingerprint,
     parse_session,
     read_session,
     write_session,
@@ -80,15 +79,6 @@ def test_nan_is_refused():
     text = sample().to_json().replace('"seed": 7', '"seed": NaN')
     with pytest.raises(SessionError, match="not a number JSON allows"):
         parse_session(text)
-
-
-def test_fingerprint_changes_with_content(tmp_path):
-    f = tmp_path / "m.gguf"
-    f.write_bytes(b"GGUF1")
-    first = fingerprint(f)
-    f.write_bytes(b"GGUF2")
-    assert fingerprint(f) != first and len(first) == 64
-    assert fingerprint(tmp_path / "missing") is None
 
 
 def test_attention_and_probability_csv(tmp_path):
