@@ -241,7 +241,6 @@ class Controller(QObject):
         self.model_spec = self._pending_spec
         self.load_state.emit(False, 1.0, f"Loaded {info.name}")
         self.model_changed.emit(info)
-        self._set_selection(self.selection)
         if self._prompt:
             self.run_prompt(self._prompt)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import math
 
 import pyqtgraph as pg
@@ -56,3 +57,8 @@ def strided_ticks(labels: list[str], max_labels: int = 40, offset: float = 0.5) 
 
 def short_label(text: str, limit: int = 12) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def escape(text: str) -> str:
+    """Text for a Qt rich-text label: <, > and & escaped (quotes kept, they are not markup)."""
+    return html.escape(text, quote=False)

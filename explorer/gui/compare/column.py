@@ -20,16 +20,12 @@ from PySide6.QtWidgets import (
 from explorer.core.compare import ColumnAnalysis, query_pieces, segment_prompt, short_segment_name
 from explorer.core.fewshot import BuiltPrompt, FewShotTemplate
 from explorer.core.tokens import display_piece
-from explorer.gui.plotting import ClickableImage, highlight_rect, short_label, strided_ticks
+from explorer.gui.plotting import ClickableImage, escape, highlight_rect, short_label, strided_ticks
 
 MAX_BARS = 6
 BAR_COLOR = "#4a90d9"
 LABEL_COLOR = "#f5a623"
 HEAT_COLORMAP = "viridis"
-
-
-def _html(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 class ColumnWidget(QFrame):
@@ -155,14 +151,14 @@ class ColumnWidget(QFrame):
         lines = [f"<b>{result.num_tokens}</b> tokens"]
         if len(analysis.label_probs):
             total = analysis.label_probs.sum()
-            lines[0] += f" · predicted <b>{_html(analysis.predicted)}</b>"
+            lines[0] += f" · predicted <b>{escape(analysis.predicted)}</b>"
             for label_sum, p in zip(analysis.label_sums, analysis.label_probs, strict=True):
                 share = p / total if total > 0 else 0.0
-                lines.append(f"p({_html(label_sum.label)}) = <b>{p:.4f}</b> ({share:.0%} of the labels)")
-            summed = "; ".join(_html(s.describe(style)) for s in analysis.label_sums)
+                lines.append(f"p({escape(label_sum.label)}) = <b>{p:.4f}</b> ({share:.0%} of the labels)")
+            summed = "; ".join(escape(s.describe(style)) for s in analysis.label_sums)
             lines.append(f"<span style='color:#666'>summed: {summed}</span>")
         elif label_note:
-            lines.append(f"<span style='color:#8a1f11'>{_html(label_note)}</span>")
+            lines.append(f"<span style='color:#8a1f11'>{escape(label_note)}</span>")
         if analysis.prompt.text != self.text():  # edited while this run was in flight
             lines.insert(0, "<i>Edited since this run — run again to update.</i>")
         self.summary.setText("<br>".join(lines))

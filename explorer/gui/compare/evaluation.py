@@ -27,6 +27,7 @@ from explorer.core import fewshot
 from explorer.core.errors import ExplorerError
 from explorer.gui.compare.builder import BuilderPanel, _with_browse
 from explorer.gui.compare.jobs import evaluation_job
+from explorer.gui.plotting import escape
 
 DEFAULT_SHOTS = "0,1,2,4,8"
 TABLE_COLUMNS = ("shots", "n", "accuracy", "calibrated", "p(true label)", "label mass")
@@ -197,7 +198,7 @@ class EvaluationPanel(QWidget):
         calibration = (f" Calibrated on {', '.join(repr(t) for t in evaluation.content_free)}."
                        if evaluation.content_free else "")
         self._say(f"Done: {len(evaluation.items)} predictions. Label probabilities summed over: "
-                  f"{_html(summed)}.{calibration} Dotted line: chance.")
+                  f"{escape(summed)}.{calibration} Dotted line: chance.")
 
     def export_csv(self, summary_path: Path, items_path: Path | None = None) -> None:
         """The CLI's files: summary (one row per k) and items (one row per k and item)."""
@@ -226,7 +227,7 @@ class EvaluationPanel(QWidget):
             self.examples_path.setText(path)
 
     def _say(self, text: str, error: bool = False) -> None:
-        self.status.setText(f"<span style='color:#8a1f11'>{_html(text)}</span>" if error else text)
+        self.status.setText(f"<span style='color:#8a1f11'>{escape(text)}</span>" if error else text)
 
     # -- session -----------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
@@ -244,7 +245,3 @@ class EvaluationPanel(QWidget):
 
 def _cell(value: float) -> str:
     return "" if value != value else f"{value:.3f}"
-
-
-def _html(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

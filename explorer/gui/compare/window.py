@@ -29,6 +29,7 @@ from explorer.gui.compare.column import ColumnWidget
 from explorer.gui.compare.difference import DifferenceView
 from explorer.gui.compare.evaluation import EvaluationPanel
 from explorer.gui.compare.jobs import ColumnsRun, columns_job
+from explorer.gui.plotting import escape
 
 
 class CompareWindow(QMainWindow):
@@ -291,7 +292,7 @@ class CompareWindow(QMainWindow):
             self._say(f"{info.name} is loaded now: Run again to update the columns.")
 
     def _say(self, text: str, error: bool = False) -> None:
-        safe = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+        safe = escape(text)
         self.status.setText(f"<span style='color:#8a1f11'>{safe}</span>" if error else safe)
 
     # -- session -------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from explorer.core.analysis import drop_first_and_renormalise, head_mean
 from explorer.core.selection import Selection
 from explorer.core.thumbnails import tile_at, tile_origin
 from explorer.core.tokens import display_piece
-from explorer.gui.plotting import ClickableImage, highlight_rect, short_label, strided_ticks
+from explorer.gui.plotting import ClickableImage, escape, highlight_rect, short_label, strided_ticks
 from explorer.gui.run_view import GROUP_GAP, THUMBNAIL_GAP, RunView
 
 COLORMAP = "viridis"
@@ -130,8 +130,6 @@ class AttentionPanel(QWidget):
 
     def show_selection(self, selection: Selection) -> None:
         old = self.selection
-        if self.view is not None:  # a selection may arrive before its run is drawn
-            selection = selection.clamped(self.view.result.num_tokens, self.view.result.model_info)
         self.selection = selection
         for box, value in ((self.head_mean_box, selection.head_mean), (self.hide_first_box, selection.hide_first)):
             if box.isChecked() != value:
@@ -205,9 +203,9 @@ class AttentionPanel(QWidget):
         top = int(np.argmax(row)) if row.size else 0
         top_piece = display_piece(result.tokens[top], info.piece_style) if row.size else ""
         self.title.setText(
-            f"<b>{which}</b> — token #{s.token} <code>{_html(piece)}</code>: "
+            f"<b>{which}</b> — token #{s.token} <code>{escape(piece)}</code>: "
             f"<span style='color:#d0021b'>row</span> = what it attends to (most: #{top} "
-            f"<code>{_html(top_piece)}</code> {row[top] if row.size else 0:.2f}), "
+            f"<code>{escape(top_piece)}</code> {row[top] if row.size else 0:.2f}), "
             f"<span style='color:#ff9500'>column</span> = who attends to it")
 
     # -- clicks → intents ---------------------------------------------------------------------
@@ -226,7 +224,3 @@ class AttentionPanel(QWidget):
         row = int(y)
         if 0 <= row < self.view.result.num_tokens:
             self.token_selected.emit(row)
-
-
-def _html(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

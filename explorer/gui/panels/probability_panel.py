@@ -12,6 +12,7 @@ from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 from explorer.core.selection import Selection
 from explorer.core.tokens import display_piece
 from explorer.core.types import RunResult
+from explorer.gui.plotting import escape
 
 BAR_COLOR = "#4a90d9"
 ACTUAL_COLOR = "#f5a623"
@@ -77,7 +78,7 @@ class ProbabilityPanel(QWidget):
         self.plot.setXRange(0, max(float(probs.max()) if len(probs) else 1.0, 1e-3) * 1.05, padding=0)
         self.plot.setYRange(-0.5, len(probs) - 0.5, padding=0)
         piece = display_piece(result.tokens[i], style)
-        self.title.setText(f"What the model predicts right after token #{i} <code>{_html(piece)}</code> "
+        self.title.setText(f"What the model predicts right after token #{i} <code>{escape(piece)}</code> "
                            f"(top {len(probs)} of {result.model_info.vocab_size:,}; the actual next token in orange)")
         if actual_id is None:
             self.actual.setText("This is the last token: the bars are the model's continuation.")
@@ -85,12 +86,8 @@ class ProbabilityPanel(QWidget):
             p, rank = float(result.actual_next_probs[i]), int(result.actual_next_ranks[i])
             nxt = display_piece(result.tokens[i + 1], style)
             bits = -math.log2(p) if p > 0 else float("inf")
-            self.actual.setText(f"Actual next token <code>{_html(nxt)}</code>: rank {rank}, "
+            self.actual.setText(f"Actual next token <code>{escape(nxt)}</code>: rank {rank}, "
                                 f"p = {p:.2%} ({bits:.1f} bits of surprise)"
                                 + ("" if rank <= len(probs) else " — not in the bars above"))
         self.shown_position = i
         self.shown_probs = probs
-
-
-def _html(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
