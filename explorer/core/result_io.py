@@ -21,24 +21,19 @@ from explorer.core.types import ModelInfo, RunResult
 FORMAT_VERSION = 1
 
 
-def _str_array(values: Any) -> np.ndarray:
-    array = np.array(values, dtype=str)
-    return array
-
-
 def save_npz(result: RunResult, path: str | Path) -> Path:
     """Write a run as an uncompressed NumPy archive; returns the path written."""
     path = Path(path)
     if path.parent and not path.parent.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-    topk_tokens = _str_array(result.topk_tokens) if result.top_k else np.zeros(
+    topk_tokens = np.array(result.topk_tokens, dtype=str) if result.top_k else np.zeros(
         (result.num_tokens, 0), dtype="<U1"
     )
     with path.open("wb") as handle:
         np.savez(
             handle,
             token_ids=result.token_ids,
-            tokens=_str_array(result.tokens),
+            tokens=np.array(result.tokens, dtype=str),
             offsets=result.offsets,
             attentions=result.attentions,
             topk_ids=result.topk_ids,
