@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -11,7 +13,9 @@ from explorer.backend.attention_capture import AttentionCapture
 from explorer.backend.introspect import positional_table
 from explorer.backend.loader import LoadedModel
 from explorer.backend.memory import check_memory
-from explorer.core.errors import AttentionUnavailableError, PromptError
+from explorer.backend.qk_capture import NotReproducible, QueryKeyRecorder, recording
+from explorer.core.attention import AttentionSpec, resolve_mode
+from explorer.core.errors import AttentionUnavailableError, Cancelled, PromptError
 from explorer.core.progress import TaskState
 from explorer.core.types import RunResult
 
@@ -52,22 +56,113 @@ def analyze(
     prompt: str,
     top_k: int = DEFAULT_TOP_K,
     task: TaskState | None = None,
+    attention: str = "auto",
 ) -> RunResult:
-    """Run ``prompt`` through the model with eager attention and collect the results.
+    """Run ``prompt`` through the model and collect every number the panels show.
 
-    attentions: float16[layer, head, query, key]; for causal models the
-    next-token top-k after every position (ids, probs, logits sorted descending).
+    ``attention`` picks how attention is kept (``explorer.core.attention``):
+    ``full`` captures float16[layer, head, query, key] during an eager forward; ``lazy``
+    records the post-positional queries and keys during a fast sdpa forward, so any map
+    can be rebuilt exactly with ``head_map``; ``none`` keeps no attention; ``auto`` is
+    full below 1,024 tokens and lazy from there. A model whose attention cannot be
+    rebuilt from queries and keys falls back to full capture, with a note in ``notes``.
+    For causal models: the next-token top-k after every position (ids, probs, logits
+    sorted descending), the distribution after the last token and the probability and
+    rank of the prompt's own next token.
     """
-    import torch
-
     task = task or TaskState()
     started = time.perf_counter()
     ids, pieces, offsets = tokenize(loaded, prompt)
     check_prompt(loaded, prompt, len(ids))
-    check_memory(loaded.info, len(ids))
+    mode = resolve_mode(attention, len(ids))
+    notes: list[str] = []
+    check_memory(loaded.info, len(ids), mode)
     task.progress(0.05, "Running the model")
-    info = loaded.info
     forward_started = time.perf_counter()
+    if mode == "full":
+        forward = _full_forward(loaded, ids, top_k, task)
+    else:
+        try:
+            forward = _fast_forward(loaded, ids, top_k, task, record=mode == "lazy")
+        except NotReproducible as exc:
+            notes.append(f"Attention of {loaded.info.name} cannot be rebuilt from its queries and "
+                         f"keys ({exc}); every map was captured in full instead.")
+            mode = "full"
+            check_memory(loaded.info, len(ids), mode)
+            forward = _full_forward(loaded, ids, top_k, task)
+    forward_s = time.perf_counter() - forward_started
+    task.progress(0.9, "Collecting results")
+    info = loaded.info
+    topk_ids, topk_probs, topk_logits = forward.topk
+    num = len(ids)
+    if topk_ids.shape[1]:
+        flat = loaded.tokenizer.convert_ids_to_tokens(topk_ids.reshape(-1).tolist())
+        k = topk_ids.shape[1]
+        topk_tokens = [[str(t) for t in flat[i * k : (i + 1) * k]] for i in range(num)]
+    else:
+        topk_tokens = [[] for _ in range(num)]
+    positional = positional_table(loaded.model, info.positional_kind, num)
+    task.progress(1.0, "Done")
+    return RunResult(
+        prompt=prompt,
+        token_ids=np.asarray(ids, dtype=np.int64),
+        tokens=tuple(pieces),
+        offsets=offsets,
+        attentions=forward.attentions,
+        topk_ids=topk_ids,
+        topk_probs=topk_probs,
+        topk_logits=topk_logits,
+        topk_tokens=topk_tokens,
+        positional=positional,
+        positional_kind=info.positional_kind,
+        model_info=info,
+        timings={"forward_s": forward_s, "run_s": time.perf_counter() - started},
+        last_probs=forward.last_probs,
+        actual_next_probs=forward.actual_probs,
+        actual_next_ranks=forward.actual_ranks,
+        attention_mode=mode,
+        queries=forward.queries,
+        keys=forward.keys,
+        attention_spec=forward.spec,
+        notes=tuple(notes),
+    )
+
+
+@dataclass
+class _Forward:
+    """What one forward produced (numpy), before it becomes a RunResult."""
+
+    topk: tuple[np.ndarray, np.ndarray, np.ndarray]
+    last_probs: np.ndarray
+    actual_probs: np.ndarray
+    actual_ranks: np.ndarray
+    attentions: np.ndarray | None = None
+    queries: np.ndarray | None = None
+    keys: np.ndarray | None = None
+    spec: AttentionSpec | None = None
+
+
+def _no_next_token(num: int) -> _Forward:
+    empty = (np.zeros((num, 0), np.int64), np.zeros((num, 0), np.float32),
+             np.zeros((num, 0), np.float32))
+    return _Forward(empty, np.zeros(0, np.float32), np.full(num, np.nan, np.float32),
+                    np.full(num, -1, np.int64))
+
+
+def _next_token(loaded: LoadedModel, logits: Any, ids: list[int], top_k: int,
+                task: TaskState) -> _Forward:
+    if not loaded.info.causal:
+        return _no_next_token(len(ids))
+    topk, last_probs, probs, ranks = next_token_arrays(logits, ids, top_k,
+                                                       is_cancel_requested=task.is_cancel_requested)
+    return _Forward(topk, last_probs, probs, ranks)
+
+
+def _full_forward(loaded: LoadedModel, ids: list[int], top_k: int, task: TaskState) -> _Forward:
+    """Eager forward; every layer's weights are copied into float16[L, H, T, T] as it runs."""
+    import torch
+
+    info = loaded.info
     num = len(ids)
     input_ids = torch.tensor([ids], dtype=torch.long)
     with torch.inference_mode():
@@ -79,49 +174,99 @@ def analyze(
         finally:
             if capture is not None:
                 capture.detach()
-    forward_s = time.perf_counter() - forward_started
-    task.progress(0.8, "Collecting attention")
-    if capture is not None:
-        attentions = capture.result(info.name)
-    else:
-        attentions = _attentions_to_float16(outputs.attentions, info.name)
-    if info.causal:
-        topk, last_probs, actual_probs, actual_ranks = next_token_arrays(outputs.logits[0], ids, top_k)
-    else:
-        topk = None
-        last_probs = np.zeros(0, np.float32)
-        actual_probs, actual_ranks = np.full(num, np.nan, np.float32), np.full(num, -1, np.int64)
-    del outputs
-    if topk is None:
-        topk_ids = np.zeros((num, 0), np.int64)
-        topk_probs = np.zeros((num, 0), np.float32)
-        topk_logits = np.zeros((num, 0), np.float32)
-        topk_tokens: list[list[str]] = [[] for _ in range(num)]
-    else:
-        topk_ids, topk_probs, topk_logits = topk
-        flat = loaded.tokenizer.convert_ids_to_tokens(topk_ids.reshape(-1).tolist())
-        k = topk_ids.shape[1]
-        topk_tokens = [[str(t) for t in flat[i * k : (i + 1) * k]] for i in range(num)]
-    positional = positional_table(loaded.model, info.positional_kind, num)
-    task.progress(1.0, "Done")
-    return RunResult(
-        prompt=prompt,
-        token_ids=np.asarray(ids, dtype=np.int64),
-        tokens=tuple(pieces),
-        offsets=offsets,
-        attentions=attentions,
-        topk_ids=topk_ids,
-        topk_probs=topk_probs,
-        topk_logits=topk_logits,
-        topk_tokens=topk_tokens,
-        positional=positional,
-        positional_kind=info.positional_kind,
-        model_info=info,
-        timings={"forward_s": forward_s, "run_s": time.perf_counter() - started},
-        last_probs=last_probs,
-        actual_next_probs=actual_probs,
-        actual_next_ranks=actual_ranks,
-    )
+        if capture is not None:
+            attentions = capture.result(info.name)
+        else:
+            attentions = _attentions_to_float16(outputs.attentions, info.name)
+        logits = outputs.logits[0] if info.causal else None
+        del outputs
+        forward = _next_token(loaded, logits, ids, top_k, task)
+    forward.attentions = attentions
+    return forward
+
+
+def _fast_forward(loaded: LoadedModel, ids: list[int], top_k: int, task: TaskState,
+                  record: bool) -> _Forward:
+    """sdpa forward through the query/key recorder (``record``: keep queries, keys and the
+    spec for lazy maps; otherwise attention is computed and dropped). The output head runs
+    on the final hidden states in chunks, so no [T, V] logits tensor is ever built.
+    Raises NotReproducible when the attention cannot be rebuilt (the caller falls back)."""
+    import torch
+
+    info = loaded.info
+    model = loaded.model
+    num = len(ids)
+    head_dim = info.head_dim or info.hidden_size // info.heads
+    recorder = QueryKeyRecorder(info.layers, info.heads, info.kv_heads, head_dim, num,
+                                record=record, is_cancel_requested=task.is_cancel_requested)
+    input_ids = torch.tensor([ids], dtype=torch.long)
+    hidden: dict[str, Any] = {}
+    with torch.inference_mode():
+        handle = _final_hidden_hook(model, hidden) if info.causal else None
+        try:
+            with recording(model, recorder):
+                outputs = _forward_last_logits(model, input_ids)
+        finally:
+            if handle is not None:
+                handle.remove()
+        spec = recorder.spec() if record else None
+        logits: Any = None
+        if info.causal:
+            logits = _chunked_logits(model, hidden.get("states"), outputs.logits[0, -1])
+            if logits is None:  # the head does more than project (and soft-cap): let it run
+                logits = model(input_ids=input_ids, use_cache=False).logits[0]
+        del outputs
+        forward = _next_token(loaded, logits, ids, top_k, task)
+    forward.queries, forward.keys, forward.spec = recorder.queries, recorder.keys, spec
+    return forward
+
+
+def _forward_last_logits(model: Any, input_ids: Any) -> Any:
+    try:
+        return model(input_ids=input_ids, use_cache=False, logits_to_keep=1)
+    except TypeError:  # an older head without logits_to_keep
+        return model(input_ids=input_ids, use_cache=False)
+
+
+def _final_hidden_hook(model: Any, store: dict[str, Any]) -> Any:
+    """Keep the base model's last hidden state [T, hidden] (the output head's input)."""
+    base = getattr(model, "base_model", None)
+    if base is None or base is model:
+        return None
+
+    def hook(_module: Any, _args: Any, output: Any) -> None:
+        states = getattr(output, "last_hidden_state", None)
+        if states is None and isinstance(output, tuple):
+            states = output[0]
+        store["states"] = states[0] if states is not None else None
+
+    return base.register_forward_hook(hook)
+
+
+def _chunked_logits(model: Any, states: Any, last_logits: Any) -> Any:
+    """A function (start, end) -> float32 logits [end - start, V] from the final hidden
+    states, checked against the model's own logits at the last position; None when they
+    disagree (the head does something more) or the states were not captured."""
+    import torch
+
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    if states is None or head is None:
+        return None
+    text_config = model.config.get_text_config() if hasattr(model.config, "get_text_config") \
+        else model.config
+    cap = getattr(text_config, "final_logit_softcapping", None)
+
+    def logits(start: int, end: int) -> Any:
+        block = head(states[start:end]).float()
+        if cap is not None:
+            block = torch.tanh(block / cap) * cap
+        return block
+
+    mine = logits(states.shape[0] - 1, states.shape[0])[0]
+    theirs = last_logits.float()
+    if mine.shape != theirs.shape or not torch.allclose(mine, theirs, rtol=1e-4, atol=1e-4):
+        return None
+    return logits
 
 
 def _attentions_to_float16(attentions: Any, name: str) -> np.ndarray:
@@ -140,8 +285,10 @@ def _attentions_to_float16(attentions: Any, name: str) -> np.ndarray:
 
 
 def next_token_arrays(logits: Any, ids: list[int], k: int, chunk: int = 256,
-                       ) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], np.ndarray, np.ndarray, np.ndarray]:
-    """From logits [T, V], in chunks of positions (no extra [T, V] tensor):
+                      is_cancel_requested: Callable[[], bool] | None = None,
+                      ) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], np.ndarray, np.ndarray, np.ndarray]:
+    """From logits [T, V] (a tensor, or a function (start, end) -> the rows [start:end]),
+    in chunks of positions (no extra [T, V] tensor):
 
     top-k after every position: int64[T, K] ids, float32[T, K] probs, float32[T, K] logits
     (sorted descending); float32[V] distribution after the last token; float32[T]
@@ -149,7 +296,9 @@ def next_token_arrays(logits: Any, ids: list[int], k: int, chunk: int = 256,
     """
     import torch
 
-    num, vocab = logits.shape
+    rows = logits if callable(logits) else (lambda start, end: logits[start:end])
+    num = len(ids)
+    vocab = int(rows(0, 1).shape[-1])
     k = max(1, min(k, vocab))
     top_ids = np.empty((num, k), np.int64)
     top_probs = np.empty((num, k), np.float32)
@@ -158,8 +307,10 @@ def next_token_arrays(logits: Any, ids: list[int], k: int, chunk: int = 256,
     ranks = np.full(num, -1, np.int64)
     following = torch.tensor(ids[1:] + [0], dtype=torch.long)
     for start in range(0, num, chunk):
+        if is_cancel_requested is not None and is_cancel_requested():
+            raise Cancelled("cancelled while computing next-token probabilities")
         end = min(start + chunk, num)
-        block = logits[start:end].float()
+        block = rows(start, end).float()
         log_norm = torch.logsumexp(block, dim=-1, keepdim=True)
         values, indices = torch.topk(block, k, dim=-1)
         top_ids[start:end] = indices.numpy()

@@ -28,11 +28,6 @@ def top_k(probs: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     )
 
 
-def head_mean(attentions: np.ndarray, layer: int) -> np.ndarray:
-    """Mean over the heads of one layer: float16[L, H, T, T] -> float32[T, T]."""
-    return np.asarray(attentions[layer], dtype=np.float32).mean(axis=0)
-
-
 def drop_first_and_renormalise(attention: np.ndarray) -> np.ndarray:
     """Hide key 0 (the attention sink / BOS) and rescale each row to sum to 1.
 

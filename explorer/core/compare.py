@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from explorer.core.analysis import segment_sums
+from explorer.core.attention import attention_shape, head_map, layer_maps, mean_map
 from explorer.core.errors import ExplorerError
 from explorer.core.fewshot import (
     BuiltPrompt,
@@ -92,10 +93,15 @@ class ColumnAnalysis:
         return self.heat.mean(axis=1) if head is None else self.heat[:, head]
 
 
-def segment_heat(attentions: np.ndarray, spans: Sequence[tuple[int, int]]) -> np.ndarray:
-    """float16/32[layer, head, query, key] -> float32[layer, head, segment]: the final
-    position's attention row summed over each segment's token span."""
-    return segment_sums(np.asarray(attentions)[:, :, -1, :], list(spans))
+def segment_heat(result: RunResult, spans: Sequence[tuple[int, int]]) -> np.ndarray:
+    """float32[layer, head, segment]: the final position's attention row (read with
+    ``layer_maps``, any attention mode) summed over each segment's token span."""
+    if not result.has_attention:
+        return np.zeros((0, 0, len(spans)), np.float32)
+    layers, _ = attention_shape(result)
+    last = [result.num_tokens - 1]
+    rows = np.stack([layer_maps(result, layer, rows=last)[:, 0, :] for layer in range(layers)])
+    return segment_sums(rows, list(spans))
 
 
 def sum_label_probs(last_probs: np.ndarray, label_sums: Sequence[LabelSum]) -> np.ndarray:
@@ -113,7 +119,7 @@ def analyse_column(result: RunResult, prompt: BuiltPrompt,
         raise ValueError("the run's prompt is not the column's prompt")
     spans = tuple(segment_token_spans(result.offsets, prompt.char_bounds))
     sums = tuple(label_sums) if result.has_next_token else ()
-    return ColumnAnalysis(result, prompt, spans, segment_heat(result.attentions, spans), sums,
+    return ColumnAnalysis(result, prompt, spans, segment_heat(result, spans), sums,
                           sum_label_probs(result.last_probs, sums))
 
 
@@ -127,9 +133,9 @@ def query_difference(a: ColumnAnalysis, b: ColumnAnalysis, layer: int, head: int
     maps = []
     for column in (a, b):
         q = column.query_positions[:n]
-        att = column.result.attentions[layer]
-        matrix = att.astype(np.float32).mean(axis=0) if head is None else att[head].astype(np.float32)
-        maps.append(matrix[np.ix_(q, q)])
+        result = column.result
+        rows = mean_map(result, layer, rows=q) if head is None else head_map(result, layer, head, rows=q)
+        maps.append(rows[:, q])
     return maps[1] - maps[0]
 
 

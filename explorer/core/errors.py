@@ -43,3 +43,8 @@ class AttentionUnavailableError(ExplorerError):
 
 class Cancelled(Exception):
     """Raised inside long work when the user asked to cancel it."""
+
+
+class AttentionDataError(ExplorerError):
+    """A result's attention arrays are missing or do not fit together (e.g. a lazy result
+    file without ``queries``/``keys``, or shapes that disagree with ``attention_spec``)."""

@@ -13,52 +13,114 @@ def pooled_size(t: int, size: int) -> int:
     return -(-t // block)
 
 
-def pool_max(square: np.ndarray, size: int) -> np.ndarray:
-    """Max-pool float[T, T] in square blocks to float32[c, c], c = pooled_size(T, size).
+def pool_max(matrix: np.ndarray, size: int) -> np.ndarray:
+    """Max-pool float[R, C] in square blocks of ceil(max(R, C) / size) cells: float32[r, c]
+    with r = ceil(R / block), c = ceil(C / block) (a T x T map gives pooled_size(T, size)).
 
     Max (not mean) keeps thin bright lines, such as a diagonal, visible in a thumbnail.
     """
-    square = np.asarray(square, dtype=np.float32)
-    t = square.shape[0]
-    if t <= size:
-        return square
-    block = -(-t // size)
-    c = -(-t // block)
-    padded = np.zeros((c * block, c * block), dtype=np.float32)
-    padded[:t, :t] = square
-    rows = padded.reshape(c, block, c * block).max(axis=1)  # two 1-axis reductions: ~10x faster
-    return rows.reshape(c, c, block).max(axis=2)
+    matrix = np.asarray(matrix, dtype=np.float32)
+    rows, cols = matrix.shape
+    block = max(1, -(-max(rows, cols) // size))
+    if block == 1:
+        return matrix
+    r, c = -(-rows // block), -(-cols // block)
+    padded = np.zeros((r * block, c * block), dtype=np.float32)
+    padded[:rows, :cols] = matrix
+    reduced = padded.reshape(r, block, c * block).max(axis=1)  # two 1-axis reductions: ~10x faster
+    return reduced.reshape(r, c, block).max(axis=2)
 
 
-def mosaic(attentions: np.ndarray, cell: int, gap: int = 1, group_gap: int = 0,
-           group_size: int = 1, hide_first: bool = False) -> tuple[np.ndarray, int]:
-    """All maps of float16[L, H, T, T] as one float32 image [L*(c+gap), H*(c+gap) + extra].
-
-    Each map is max-pooled to ``c = min(T, cell)`` pixels and scaled by its own maximum
-    so every head is readable. Heads that share a key/value head (``group_size``) are
-    separated by ``group_gap`` extra pixels. ``hide_first`` drops key 0 and renormalises
-    each map's rows first. Returns (image, c). Gaps are NaN (drawn as background).
-    Works one map at a time, so no single numpy call runs long (the GUI thread shares
-    the interpreter lock with the worker that calls this).
-    """
+def pooled_head_map(result: object, layer: int, head: int | None, size: int, how: str = "max",
+                    hide_first: bool = False) -> tuple[np.ndarray, int]:
+    """One head's map (``head`` None: the layer's mean over heads), block-pooled to at most
+    ``size`` pixels a side without holding the full T x T map: rows are read through
+    ``head_map`` a band of ``block`` rows at a time. ``how`` is "max" or "mean".
+    Returns (float32[c, c], block) with c = ceil(T / block)."""
     from explorer.core.analysis import drop_first_and_renormalise
+    from explorer.core.attention import head_map, mean_map, token_count
 
-    layers, heads, t, _ = attentions.shape
-    c = pooled_size(t, cell)
+    t = token_count(result)
+    block = max(1, -(-t // size))
+    c = -(-t // block)
+    out = np.zeros((c, c), dtype=np.float32)
+    band_rows = block * max(1, 512 // block)
+    for start in range(0, t, band_rows):
+        rows = np.arange(start, min(t, start + band_rows))
+        band = mean_map(result, layer, rows) if head is None else head_map(result, layer, head, rows)
+        if hide_first and t > 1:
+            band = drop_first_and_renormalise(band)
+        pooled = _pool_band(band, block, how)
+        first = start // block
+        out[first:first + pooled.shape[0], : pooled.shape[1]] = pooled[:, :c]
+    return out, block
+
+
+def _pool_band(band: np.ndarray, block: int, how: str) -> np.ndarray:
+    """Pool a band of rows float[R, T] in square blocks of ``block`` cells: max, or the mean
+    of the cells a block holds (edge blocks are partial)."""
+    rows, cols = band.shape
+    r, c = -(-rows // block), -(-cols // block)
+    padded = np.zeros((r * block, c * block), dtype=np.float32)
+    padded[:rows, :cols] = band
+    blocks = padded.reshape(r, block, c, block)
+    if how == "max":
+        return blocks.max(axis=(1, 3))
+    counts = np.zeros((r * block, c * block), dtype=np.float32)
+    counts[:rows, :cols] = 1.0
+    return blocks.sum(axis=(1, 3)) / counts.reshape(r, block, c, block).sum(axis=(1, 3))
+
+
+def layer_tiles(result: object, layer: int, cell: int, hide_first: bool = False) -> np.ndarray:
+    """Every head of one layer max-pooled to c = pooled_size(T, cell) pixels and scaled by
+    its own maximum: float32[head, c, c]. Reads attention through ``head_map``."""
+    from explorer.core.attention import attention_shape
+
+    _, heads = attention_shape(result)
+    tiles = []
+    for head in range(heads):
+        tile, _ = pooled_head_map(result, layer, head, cell, "max", hide_first)
+        peak = float(tile.max())
+        tiles.append(tile / peak if peak > 0 else tile)
+    return np.stack(tiles)
+
+
+def empty_mosaic(layers: int, heads: int, c: int, gap: int = 1, group_gap: int = 0,
+                 group_size: int = 1) -> np.ndarray:
+    """An all-NaN mosaic float32[L*(c+gap), H*(c+gap) + extra] waiting for its tiles."""
     groups = max(1, heads // max(1, group_size))
     width = heads * (c + gap) + (groups - 1) * group_gap
-    image = np.full((layers * (c + gap), width), np.nan, dtype=np.float32)
+    return np.full((layers * (c + gap), width), np.nan, dtype=np.float32)
+
+
+def place_tiles(image: np.ndarray, layer: int, tiles: np.ndarray, gap: int = 1,
+                group_gap: int = 0, group_size: int = 1) -> None:
+    """Write one layer's tiles float32[head, c, c] into the mosaic in place."""
+    c = tiles.shape[-1]
+    for head, tile in enumerate(tiles):
+        y, x = tile_origin(layer, head, c, gap, group_gap, group_size)
+        image[y : y + c, x : x + c] = tile
+
+
+def mosaic(result: object, cell: int, gap: int = 1, group_gap: int = 0,
+           group_size: int = 1, hide_first: bool = False) -> tuple[np.ndarray, int]:
+    """All maps of a run as one float32 image [L*(c+gap), H*(c+gap) + extra].
+
+    Each map is max-pooled to ``c = pooled_size(T, cell)`` pixels and scaled by its own
+    maximum so every head is readable. Heads that share a key/value head (``group_size``)
+    are separated by ``group_gap`` extra pixels. ``hide_first`` drops key 0 and
+    renormalises each map's rows first. Returns (image, c). Gaps are NaN (drawn as
+    background). Works one map at a time (``layer_tiles``), so no single numpy call runs
+    long (the GUI thread shares the interpreter lock with the worker that calls this).
+    """
+    from explorer.core.attention import attention_shape, token_count
+
+    layers, heads = attention_shape(result)
+    c = pooled_size(token_count(result), cell)
+    image = empty_mosaic(layers, heads, c, gap, group_gap, group_size)
     for layer in range(layers):
-        for head in range(heads):
-            square = attentions[layer, head]
-            if hide_first and t > 1:
-                square = drop_first_and_renormalise(square)
-            tile = pool_max(square, cell)
-            peak = float(tile.max())
-            if peak > 0:
-                tile = tile / peak
-            y, x = tile_origin(layer, head, c, gap, group_gap, group_size)
-            image[y : y + c, x : x + c] = tile
+        place_tiles(image, layer, layer_tiles(result, layer, cell, hide_first), gap, group_gap,
+                    group_size)
     return image, c
 
 

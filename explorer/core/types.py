@@ -11,6 +11,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from explorer.core.attention import ATTENTION_MODES, AttentionSpec, check_lazy_arrays
+
 PositionalKind = Literal["rotary", "learned", "sinusoidal", "alibi", "none"]
 POSITIONAL_KINDS: tuple[str, ...] = ("rotary", "learned", "sinusoidal", "alibi", "none")
 
@@ -67,6 +69,7 @@ class RunResult:
     tokens:      str[T]           token pieces as the tokenizer shows them ("Ġthe")
     offsets:     int64[T, 2]      character span in the prompt, [-1, -1] for special tokens
     attentions:  float16[L, H, T, T]  rows = query position, columns = key position
+                                  (attention_mode "full"; None otherwise)
     topk_ids:    int64[T, K]      next-token candidates after each position (K = 0 for encoders)
     topk_probs:  float32[T, K]
     topk_logits: float32[T, K]
@@ -76,13 +79,21 @@ class RunResult:
     actual_next_probs: float32[T] probability the model gave the prompt's own next token
                                   (NaN at the last position and for encoders)
     actual_next_ranks: int64[T]   its 1-based rank in the full distribution (-1 where undefined)
+    attention_mode: "full" (attentions), "lazy" (queries, keys, attention_spec) or "none"
+    queries:     float32|float16[L, H, T, D]   post-positional queries (lazy)
+    keys:        float32|float16[L, KV, T, D]  post-positional keys (lazy)
+    attention_spec: AttentionSpec   how each layer turns them into weights (lazy)
+    notes:       things the user should know about this run (e.g. a fallback to full capture)
+
+    Read attention through ``explorer.core.attention.head_map`` (any mode), not through
+    ``attentions``.
     """
 
     prompt: str
     token_ids: np.ndarray
     tokens: tuple[str, ...]
     offsets: np.ndarray
-    attentions: np.ndarray
+    attentions: np.ndarray | None
     topk_ids: np.ndarray
     topk_probs: np.ndarray
     topk_logits: np.ndarray
@@ -94,12 +105,16 @@ class RunResult:
     last_probs: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
     actual_next_probs: np.ndarray | None = None
     actual_next_ranks: np.ndarray | None = None
+    attention_mode: str = "full"
+    queries: np.ndarray | None = None
+    keys: np.ndarray | None = None
+    attention_spec: AttentionSpec | None = None
+    notes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         conversions = {
             "token_ids": np.int64,
             "offsets": np.int64,
-            "attentions": np.float16,
             "topk_ids": np.int64,
             "topk_probs": np.float32,
             "topk_logits": np.float32,
@@ -117,10 +132,23 @@ class RunResult:
             object.__setattr__(self, name, _frozen(getattr(self, name), dtype))
         object.__setattr__(self, "tokens", tuple(self.tokens))
         object.__setattr__(self, "topk_tokens", tuple(tuple(row) for row in self.topk_tokens))
+        object.__setattr__(self, "notes", tuple(self.notes))
         if self.token_ids.shape != (n,) or self.offsets.shape != (n, 2):
             raise ValueError("token_ids, tokens and offsets disagree on the token count")
-        if self.attentions.ndim != 4 or self.attentions.shape[2:] != (n, n):
-            raise ValueError(f"attentions must be [L, H, {n}, {n}], got {self.attentions.shape}")
+        if self.attention_mode not in ATTENTION_MODES:
+            raise ValueError(f"unknown attention mode {self.attention_mode!r}")
+        if self.attention_mode == "full":
+            if self.attentions is None:
+                raise ValueError("a full-attention run needs attentions")
+            object.__setattr__(self, "attentions", _frozen(self.attentions, np.float16))
+            if self.attentions.ndim != 4 or self.attentions.shape[2:] != (n, n):
+                raise ValueError(f"attentions must be [L, H, {n}, {n}], got {self.attentions.shape}")
+        elif self.attention_mode == "lazy":
+            check_lazy_arrays(self.queries, self.keys, self.attention_spec, n)
+            for name in ("queries", "keys"):
+                array = getattr(self, name)
+                dtype = np.float16 if array.dtype == np.float16 else np.float32
+                object.__setattr__(self, name, _frozen(array, dtype))
         if self.positional_kind not in POSITIONAL_KINDS:
             raise ValueError(f"unknown positional kind {self.positional_kind!r}")
 
@@ -135,3 +163,14 @@ class RunResult:
     @property
     def has_next_token(self) -> bool:
         return self.top_k > 0
+
+    @property
+    def has_attention(self) -> bool:
+        """Maps can be read with ``head_map`` (full or lazy runs)."""
+        return self.attention_mode != "none"
+
+    @property
+    def attention_bytes(self) -> int:
+        """Memory held by the attention data (maps, or queries and keys)."""
+        arrays = (self.attentions, self.queries, self.keys)
+        return int(sum(a.nbytes for a in arrays if a is not None))

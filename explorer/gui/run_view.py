@@ -30,6 +30,6 @@ class RunView:
         group = result.model_info.group_size
         images = {}
         for hide_first in (False, True):
-            images[hide_first], cell = mosaic(result.attentions, THUMBNAIL_CELL, THUMBNAIL_GAP,
+            images[hide_first], cell = mosaic(result, THUMBNAIL_CELL, THUMBNAIL_GAP,
                                               GROUP_GAP, group, hide_first=hide_first)
         return cls(request_id, result, images, cell, group)

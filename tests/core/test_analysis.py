@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from explorer.core import analysis
+from explorer.core.attention import mean_map
 
 
 def test_softmax_matches_direct_formula_and_survives_large_logits():
@@ -28,7 +29,7 @@ def test_head_mean_and_entropy():
     att = np.zeros((1, 2, 2, 2), np.float16)
     att[0, 0] = [[1, 0], [0.5, 0.5]]
     att[0, 1] = [[1, 0], [1, 0]]
-    np.testing.assert_allclose(analysis.head_mean(att, 0), [[1, 0], [0.75, 0.25]])
+    np.testing.assert_allclose(mean_map({"attentions": att}, 0), [[1, 0], [0.75, 0.25]])
     assert analysis.entropy_bits(np.array([0.5, 0.5])) == pytest.approx(1.0)
     assert analysis.entropy_bits(np.array([1.0, 0.0])) == pytest.approx(0.0)
 

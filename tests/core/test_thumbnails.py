@@ -17,7 +17,7 @@ def test_mosaic_places_each_head_and_tile_at_inverts_it():
         for head in range(4):
             att[layer, head, 0, 0] = 0.5
             att[layer, head, 2, 2] = 0.25 * (1 + head) / 4
-    image, c = mosaic(att, cell=8, gap=1, group_gap=2, group_size=2)
+    image, c = mosaic({"attentions": att}, cell=8, gap=1, group_gap=2, group_size=2)
     assert c == 3
     assert image.shape == (2 * 4, 4 * 4 + 2)
     for layer in range(2):

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QPointF, Qt
 
-from explorer.core.analysis import drop_first_and_renormalise, head_mean
+from explorer.core.analysis import drop_first_and_renormalise
+from explorer.core.attention import mean_map
 from explorer.core.thumbnails import tile_origin
 from explorer.gui.run_view import GROUP_GAP, THUMBNAIL_GAP
 from tests.gui.conftest import load_and_run
@@ -82,9 +83,9 @@ def test_mean_over_heads_and_hide_first(qtbot, window):
     panel = window.attention_panel
     window.controller.select_head(1, 0)
     panel.head_mean_box.setChecked(True)
-    np.testing.assert_allclose(panel.shown_map, head_mean(view.result.attentions, 1), rtol=1e-6)
+    np.testing.assert_allclose(panel.shown_map, mean_map(view.result, 1), rtol=1e-6)
     panel.hide_first_box.setChecked(True)
-    expected = drop_first_and_renormalise(head_mean(view.result.attentions, 1))
+    expected = drop_first_and_renormalise(mean_map(view.result, 1))
     np.testing.assert_allclose(panel.shown_map, expected, rtol=1e-5)
     assert np.all(panel.shown_map[:, 0] == 0)
     np.testing.assert_allclose(panel.shown_map[1:].sum(-1), 1.0, atol=1e-5)

@@ -87,6 +87,32 @@ def tiny_llama(max_positions: int = 128):
     return _seeded(lambda: LlamaForCausalLM(config))
 
 
+def tiny_gemma3(sliding_window: int = 8, max_positions: int = 256):
+    """Gemma 3: 6 layers, five sliding-window (``sliding_window``) then one full layer, 4 query
+    heads sharing 1 key/value head, a query pre-attention scalar (scale 24^-0.5, not
+    head_dim^-0.5), local and global RoPE bases, and final logit soft-capping."""
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+
+    vocab = len(byte_level_tokenizer())
+    config = Gemma3TextConfig(vocab_size=vocab, hidden_size=32, intermediate_size=64,
+                              num_hidden_layers=6, num_attention_heads=4, num_key_value_heads=1,
+                              head_dim=16, sliding_window=sliding_window, query_pre_attn_scalar=24,
+                              max_position_embeddings=max_positions, final_logit_softcapping=30.0,
+                              attn_implementation="eager", bos_token_id=0, eos_token_id=0,
+                              pad_token_id=0)
+    return _seeded(lambda: Gemma3ForCausalLM(config))
+
+
+def tiny_bloom():
+    """BLOOM: ALiBi attention computed inside its own module (no attention interface)."""
+    from transformers import BloomConfig, BloomForCausalLM
+
+    vocab = len(byte_level_tokenizer())
+    config = BloomConfig(vocab_size=vocab, hidden_size=32, n_layer=2, n_head=4,
+                         attn_implementation="eager", bos_token_id=0, eos_token_id=0)
+    return _seeded(lambda: BloomForCausalLM(config))
+
+
 def tiny_bert():
     """BERT encoder: bidirectional attention, learned positions, 2 layers x 2 heads."""
     from transformers import BertConfig, BertModel
@@ -99,13 +125,17 @@ def tiny_bert():
 
 
 def loaded(kind: str):
-    """A LoadedModel for "gpt2", "llama" or "bert"."""
+    """A LoadedModel for "gpt2", "llama", "gemma3", "bloom" or "bert"."""
     from explorer.backend.loader import LoadedModel
 
     if kind == "gpt2":
         return LoadedModel.from_objects(tiny_gpt2(), byte_level_tokenizer(), "tiny-gpt2")
     if kind == "llama":
         return LoadedModel.from_objects(tiny_llama(), byte_level_tokenizer(), "tiny-llama")
+    if kind == "gemma3":
+        return LoadedModel.from_objects(tiny_gemma3(), byte_level_tokenizer(), "tiny-gemma3")
+    if kind == "bloom":
+        return LoadedModel.from_objects(tiny_bloom(), byte_level_tokenizer(), "tiny-bloom")
     if kind == "bert":
         return LoadedModel.from_objects(tiny_bert(), wordpiece_tokenizer(), "tiny-bert")
     raise ValueError(kind)

@@ -7,7 +7,8 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSplitter, QVBoxLayout, QWidget
 
-from explorer.core.analysis import drop_first_and_renormalise, head_mean
+from explorer.core.analysis import drop_first_and_renormalise
+from explorer.core.attention import head_map, mean_map
 from explorer.core.selection import Selection
 from explorer.core.thumbnails import tile_at, tile_origin
 from explorer.core.tokens import display_piece
@@ -154,9 +155,9 @@ class AttentionPanel(QWidget):
     def selected_map(self) -> np.ndarray:
         """The map drawn large: float32[query, key]."""
         assert self.view is not None
-        att = self.view.result.attentions
+        result = self.view.result
         s = self.selection
-        matrix = head_mean(att, s.layer) if s.head_mean else att[s.layer, s.head].astype(np.float32)
+        matrix = mean_map(result, s.layer) if s.head_mean else head_map(result, s.layer, s.head)
         if s.hide_first and matrix.shape[0] > 1:
             matrix = drop_first_and_renormalise(matrix)
         return matrix

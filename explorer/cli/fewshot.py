@@ -12,10 +12,10 @@ ITEMS.csv: shots,index,label,predicted,prompt,p_<label>... (one row per k and it
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from explorer.cli.common import add_model_options, load, stderr_progress
 from explorer.core import fewshot
 from explorer.core.errors import ExplorerError
 
@@ -31,7 +31,7 @@ def _seed(text: str) -> int:
     return value
 
 
-def register(sub: Any, add_model_options: Callable, add_prompt_options: Callable) -> dict[str, Callable]:
+def register(sub: Any) -> None:
     parser = sub.add_parser(
         "fewshot",
         help="accuracy per number of demonstrations over a labelled CSV, with contextual calibration",
@@ -58,12 +58,10 @@ def register(sub: Any, add_model_options: Callable, add_prompt_options: Callable
     parser.add_argument("--out", type=Path, required=True, help="summary CSV, one row per k")
     parser.add_argument("--items-out", type=Path, default=None,
                         help="per-item predictions CSV")
-    return {"fewshot": cmd_fewshot}
+    parser.set_defaults(handler=cmd_fewshot)
 
 
 def cmd_fewshot(args: argparse.Namespace) -> int:
-    from explorer.cli import load, stderr_progress
-
     labels = fewshot.parse_labels(args.labels)
     shots = fewshot.parse_shots(args.shots)
     examples = fewshot.read_labelled_csv(args.examples or fewshot.shipped("reviews.csv"), labels)

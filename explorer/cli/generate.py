@@ -15,17 +15,21 @@ generated token: ``id``, ``token``, ``prob`` after the sampling filters,
 from __future__ import annotations
 
 import argparse
-import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from explorer.cli.common import (
+    add_model_options,
+    add_prompt_options,
+    load,
+    require_prompt,
+    write_json,
+)
 from explorer.core import sampling
-from explorer.core.errors import ExplorerError, PromptError
+from explorer.core.errors import ExplorerError
 
 
-def register(sub: Any, add_model_options: Callable, add_prompt_options: Callable,
-             ) -> dict[str, Callable]:
+def register(sub: Any) -> None:
     parser = sub.add_parser(
         "generate", help="generate text and write every token's probabilities as JSON",
         description="Generate a completion token by token and write JSON with the text, the "
@@ -59,7 +63,7 @@ def register(sub: Any, add_model_options: Callable, add_prompt_options: Callable
     parser.add_argument("--top-alternatives", type=int, default=5, metavar="N",
                         help="alternatives listed per token (default: %(default)s)")
     parser.add_argument("--out", type=Path, required=True, help="output .json path")
-    return {"generate": cmd_generate}
+    parser.set_defaults(handler=cmd_generate)
 
 
 def settings_from_args(args: argparse.Namespace) -> sampling.SamplingSettings:
@@ -71,11 +75,7 @@ def settings_from_args(args: argparse.Namespace) -> sampling.SamplingSettings:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from explorer.cli import load, read_prompt
-
-    prompt = read_prompt(args) or ""
-    if not prompt.strip():
-        raise PromptError("The prompt is empty. Give --prompt TEXT or a non-empty --prompt-file.")
+    prompt = require_prompt(args)
     settings = settings_from_args(args)
     if args.top_alternatives < 1:
         raise ExplorerError("--top-alternatives must be at least 1.")
@@ -86,11 +86,6 @@ def cmd_generate(args: argparse.Namespace) -> int:
                       top_alternatives=args.top_alternatives)
     data = result.summary_dict()
     data["timings"]["load_s"] = loaded.timings.get("load_s", 0.0)
-    try:
-        if args.out.parent and not args.out.parent.exists():
-            args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
-    except OSError as exc:
-        raise ExplorerError(f"Cannot write '{args.out}': {exc}") from exc
+    write_json(args.out, data)
     print(result.completion)
     return 0
