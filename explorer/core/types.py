@@ -84,6 +84,9 @@ class RunResult:
     keys:        float32|float16[L, KV, T, D]  post-positional keys (lazy)
     attention_spec: AttentionSpec   how each layer turns them into weights (lazy)
     notes:       things the user should know about this run (e.g. a fallback to full capture)
+    key_tokens:  str[S] when the keys are other tokens than the queries (cross-attention of an
+                 encoder-decoder: queries = decoder tokens, keys = encoder tokens); then
+                 attentions is float16[L, H, T, S]. None: keys are the run's own tokens.
 
     Read attention through ``explorer.core.attention.head_map`` (any mode), not through
     ``attentions``.
@@ -110,6 +113,7 @@ class RunResult:
     keys: np.ndarray | None = None
     attention_spec: AttentionSpec | None = None
     notes: tuple[str, ...] = ()
+    key_tokens: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         conversions = {
@@ -135,14 +139,19 @@ class RunResult:
         object.__setattr__(self, "notes", tuple(self.notes))
         if self.token_ids.shape != (n,) or self.offsets.shape != (n, 2):
             raise ValueError("token_ids, tokens and offsets disagree on the token count")
+        if self.key_tokens is not None:
+            object.__setattr__(self, "key_tokens", tuple(self.key_tokens))
+            if self.attention_mode != "full":
+                raise ValueError("cross-attention (key_tokens) is kept in full only")
         if self.attention_mode not in ATTENTION_MODES:
             raise ValueError(f"unknown attention mode {self.attention_mode!r}")
         if self.attention_mode == "full":
             if self.attentions is None:
                 raise ValueError("a full-attention run needs attentions")
             object.__setattr__(self, "attentions", _frozen(self.attentions, np.float16))
-            if self.attentions.ndim != 4 or self.attentions.shape[2:] != (n, n):
-                raise ValueError(f"attentions must be [L, H, {n}, {n}], got {self.attentions.shape}")
+            s = n if self.key_tokens is None else len(self.key_tokens)
+            if self.attentions.ndim != 4 or self.attentions.shape[2:] != (n, s):
+                raise ValueError(f"attentions must be [L, H, {n}, {s}], got {self.attentions.shape}")
         elif self.attention_mode == "lazy":
             check_lazy_arrays(self.queries, self.keys, self.attention_spec, n)
             for name in ("queries", "keys"):
@@ -163,6 +172,11 @@ class RunResult:
     @property
     def has_next_token(self) -> bool:
         return self.top_k > 0
+
+    @property
+    def key_labels(self) -> tuple[str, ...]:
+        """The pieces of the attended-to tokens (the columns of every map)."""
+        return self.tokens if self.key_tokens is None else self.key_tokens
 
     @property
     def has_attention(self) -> bool:
