@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from explorer.backend.loader import LoadedModel
-from explorer.core.ablation import Ablation, AblationError, AblationScan
+from explorer.core.ablation import Ablation, AblationError, AblationScan, AblationShift
 from explorer.core.progress import TaskState
 
 PROJECTION_NAMES = ("o_proj", "c_proj", "out_proj", "dense", "o")
@@ -264,10 +264,15 @@ def _final_norm(model: Any) -> Any | None:
 def _output_logits(model: Any, last_hidden: Any) -> Any:
     """float32 logits [B, V] from the last decoder layer's output [B, hidden]: final norm,
     output head, final soft-cap (as the model's own forward does)."""
+    norm = _final_norm(model)
+    return _head_logits(model, norm(last_hidden) if norm is not None else last_hidden)
+
+
+def _head_logits(model: Any, states: Any) -> Any:
+    """float32 logits [B, V] from final (normed) hidden states [B, hidden]: the output head
+    and the final soft-cap."""
     import torch
 
-    norm = _final_norm(model)
-    states = norm(last_hidden) if norm is not None else last_hidden
     logits = model.get_output_embeddings()(states).float()
     config = model.config.get_text_config() if hasattr(model.config, "get_text_config") \
         else model.config
@@ -383,3 +388,64 @@ def _naive(loaded: LoadedModel, ids: list[int], position: int, mode: str, target
         task.progress(0.05 + 0.95 * (layer + 1) / info.layers,
                       f"Ablation scan (naive): layer {layer + 1}/{info.layers}")
     return delta
+
+
+def ablation_shift(loaded: LoadedModel, prompt: str, ablation: Ablation, top_k: int = 20,
+                   task: TaskState | None = None) -> AblationShift:
+    """The plain model's run of ``prompt`` (attention "none") and KL(base ‖ ablated) after
+    every token, float32[T] in nats (the output head runs on 256 positions at a time, so
+    no [T, V] logits are kept)."""
+    import torch
+
+    from explorer.backend.engine import analyze
+
+    task = task or TaskState()
+    if not loaded.info.causal:
+        raise AblationError(f"{loaded.info.name} is an encoder: it has no next-token "
+                            "distribution for an ablation to change.")
+    base = analyze(loaded, prompt, top_k=top_k, task=task.sub(0.0, 0.4), attention="none")
+    input_ids = torch.tensor([base.token_ids.tolist()], dtype=torch.long)
+    with torch.inference_mode():
+        plain = _final_logits(loaded, input_ids, None)
+        task.progress(0.7, "Ablated forward")
+        ablated = _final_logits(loaded, input_ids, ablation)
+        kl = np.zeros(base.num_tokens, np.float32)
+        for start in range(0, base.num_tokens, 256):
+            task.check_cancelled()
+            end = min(start + 256, base.num_tokens)
+            p_log = torch.log_softmax(plain(start, end).double(), dim=-1)
+            q_log = torch.log_softmax(ablated(start, end).double(), dim=-1)
+            kl[start:end] = (p_log.exp() * (p_log - q_log)).sum(dim=-1).float().numpy()
+    task.progress(1.0, "Done")
+    return AblationShift(base, kl, ablation)
+
+
+def _final_logits(loaded: LoadedModel, input_ids: Any, ablation: Ablation | None) -> Any:
+    """A function (start, end) -> float32 logits [end - start, V] of one forward (with
+    ``ablation``): the output head on the kept final hidden states, checked against the
+    model's own last logits; the full logits when they disagree."""
+    import torch
+
+    model = loaded.model
+    base = getattr(model, "base_model", None)
+    store: dict[str, Any] = {}
+
+    def hook(_module: Any, _args: Any, output: Any) -> None:
+        states = getattr(output, "last_hidden_state", None)
+        store["states"] = (states if states is not None else output[0])[0]
+
+    handle = base.register_forward_hook(hook) if base is not None and base is not model else None
+    try:
+        with ablating(loaded, ablation):
+            last = _last_logits_forward(model, input_ids, 1).logits[0, -1].float()
+    finally:
+        if handle is not None:
+            handle.remove()
+    states = store.get("states")
+    if states is not None:
+        mine = _head_logits(model, states[-1:])[0]
+        if torch.allclose(mine, last, rtol=1e-4, atol=1e-4):
+            return lambda start, end: _head_logits(model, states[start:end])
+    with ablating(loaded, ablation):  # the head does more than project: keep every logit
+        logits = model(input_ids=input_ids, use_cache=False).logits[0].float()
+    return lambda start, end: logits[start:end]

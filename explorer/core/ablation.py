@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from explorer.core.errors import ExplorerError
+from explorer.core.types import RunResult
 
 ABLATION_MODES: tuple[str, ...] = ("zero", "mean")
 
@@ -160,3 +161,36 @@ def comparison_dict(base_probs: np.ndarray, ablated_probs: np.ndarray, target_id
                    "ablated_prob": float(ablated_probs[target_id])},
         "kl": kl_divergence(base_probs, ablated_probs),
     }
+
+
+@dataclass(frozen=True)
+class AblationShift:
+    """What an ablation changed in a prompt's next-token distributions.
+
+    base: the plain model's RunResult for the same prompt (attention "none")
+    kl:   float32[T]  KL(base ‖ ablated) in nats after each token
+    ablation: the ablation it measures
+    """
+
+    base: RunResult
+    kl: np.ndarray
+    ablation: Ablation
+
+    def __post_init__(self) -> None:
+        kl = np.ascontiguousarray(self.kl, dtype=np.float32)
+        if kl.shape != (self.base.num_tokens,):
+            raise ValueError(f"kl must be [{self.base.num_tokens}], got {kl.shape}")
+        kl.setflags(write=False)
+        object.__setattr__(self, "kl", kl)
+
+    def base_prob(self, position: int, token_id: int) -> float | None:
+        """The plain model's probability of ``token_id`` after ``position``: exact after the
+        last token and for the actual next token, else when it is in the base top-k (None
+        when it is not known)."""
+        base = self.base
+        if position == base.num_tokens - 1 and len(base.last_probs):
+            return float(base.last_probs[token_id])
+        if position + 1 < base.num_tokens and int(base.token_ids[position + 1]) == token_id:
+            return float(base.actual_next_probs[position])
+        hits = np.flatnonzero(base.topk_ids[position] == token_id)
+        return float(base.topk_probs[position, hits[0]]) if len(hits) else None

@@ -261,3 +261,23 @@ def test_smollm2_ablation_and_scan(smollm2):
         ablated = float(np.log(np.float64(single.last_probs[scan.target_id])))
         assert delta == pytest.approx(ablated - base, abs=2e-4)
     assert scan.strongest(1)[0][2] < -0.05  # some head matters for the answer
+
+
+def test_shift_gives_the_plain_run_and_kl_after_every_token(tiny):
+    kind, loaded = tiny
+    heads = some_heads(loaded)
+    shift = ablation_backend.ablation_shift(loaded, PROMPT, Ablation(heads, "zero"), top_k=5)
+    plain, _ = reference_probs(kind, loaded, PROMPT, frozenset(), "zero")
+    ablated, _ = reference_probs(kind, loaded, PROMPT, heads, "zero")
+    np.testing.assert_allclose(shift.base.last_probs, plain[-1], atol=2e-6)
+    expected = torch.nn.functional.kl_div(torch.tensor(np.log(ablated)), torch.tensor(plain),
+                                          reduction="none").sum(dim=-1).numpy()
+    assert expected.max() > 1e-5
+    np.testing.assert_allclose(shift.kl, expected, rtol=1e-3, atol=1e-8)
+    last = shift.base.num_tokens - 1
+    top = int(np.argmax(plain[-1]))
+    assert shift.base_prob(last, top) == pytest.approx(plain[-1, top], abs=2e-6)
+    next_id = int(shift.base.token_ids[3])
+    assert shift.base_prob(2, next_id) == pytest.approx(plain[2, next_id], abs=2e-6)
+    rare = int(np.argmin(plain[2]))
+    assert shift.base_prob(2, rare) is None
