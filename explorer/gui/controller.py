@@ -180,13 +180,15 @@ class Controller(QObject):
         self._run_requested.emit(request, prompt, self.top_k, self.attention_mode, self.ablation)
         return request
 
-    def set_ablation(self, ablation: Ablation | None) -> None:
-        """Run every prompt from now on with ``ablation`` (None: the plain model); runs again."""
+    def set_ablation(self, ablation: Ablation | None, rerun: bool = True) -> None:
+        """Run every prompt from now on with ``ablation`` (None: the plain model); runs the
+        shown prompt again when it changed (and ``rerun``)."""
         if ablation is not None and ablation.empty:
             ablation = None
         if ablation != self.ablation:
             self.ablation = ablation
-            self.rerun()
+            if rerun:
+                self.rerun()
 
     def set_attention_mode(self, mode: str) -> None:
         """auto (full below 1,024 tokens, lazy from there), full or lazy; runs again."""
