@@ -126,6 +126,9 @@ class LabelScan(QWidget):
         self.progress.setValue(1000)
         self.scan = scan
         self.heatmap.show_scan(scan)
+        dock = self.parentWidget()
+        if isinstance(dock, QDockWidget):  # room for the heatmap, the columns keep the rest
+            self.compare.resizeDocks([dock], [300], Qt.Vertical)
         piece = display_piece(scan.target_token, result.model_info.piece_style)
         strongest = ", ".join(f"{layer}.{head} {delta:+.3f}"
                               for layer, head, delta in scan.strongest(3))

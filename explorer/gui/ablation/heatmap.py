@@ -36,9 +36,11 @@ class ScanHeatmap(pg.GraphicsLayoutWidget):
         self.scan: AblationScan | None = None
         self.image.pixel_clicked.connect(self._clicked)
         self.setMinimumHeight(160)
+        self.setVisible(False)
 
     def show_scan(self, scan: AblationScan | None) -> None:
         self.scan = scan
+        self.setVisible(scan is not None)
         if scan is None:
             self.image.clear()
             return
@@ -49,6 +51,9 @@ class ScanHeatmap(pg.GraphicsLayoutWidget):
         layers, heads = delta.shape
         self.plot.setXRange(0, heads, padding=0)
         self.plot.setYRange(0, layers, padding=0)
+        for axis, count in (("bottom", heads), ("left", layers)):
+            step = max(1, -(-count // 12))  # at most about 12 labels
+            self.plot.getAxis(axis).setTicks([[(i + 0.5, str(i)) for i in range(0, count, step)]])
 
     def _clicked(self, x: float, y: float) -> None:
         if self.scan is None:
