@@ -219,3 +219,16 @@ def test_few_shot_window_scans_heads_for_a_label_word(qtbot, window, compare):  
     assert scan_panel.heatmap.image.image[1, 0] == pytest.approx(expected, abs=1e-5)
     scan_panel.heatmap._clicked(2.5, 1.5)
     assert (compare.layer, compare.head) == (1, 2)
+
+
+def test_switching_models_starts_with_no_heads_ablated(qtbot, window):
+    load_and_run(qtbot, window, "tiny-llama", PROMPT)
+    toggle_and_wait(qtbot, window, 2, 3, Ablation(frozenset({(2, 3)})))
+    with qtbot.waitSignal(window.run_displayed, timeout=30000,
+                          check_params_cb=lambda v: v.result.model_info.name == "tiny-gpt2"):
+        window.load_model("tiny-gpt2")
+    feature = window.features["explorer.gui.ablation"]
+    assert window.controller.shown_ablation is None and window.controller.ablation is None
+    assert feature.ablation.empty and window.attention_panel.grid.marked == set()
+    expected = analyze(plain_model(window), PROMPT, attention="none")
+    np.testing.assert_allclose(window.controller.result.last_probs, expected.last_probs, atol=1e-6)
