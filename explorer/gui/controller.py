@@ -362,7 +362,8 @@ class Controller(QObject):
         self.thumbnails_changed.emit(view, hide_first, layer)
         if hide_first == self.selection.hide_first:
             done = view.layers - len(view.missing_layers(hide_first))
-            self.thumbnail_progress.emit(done, view.layers, done < view.layers)
+            stopped = self.worker.thumbnails_stopped(run_id, hide_first)
+            self.thumbnail_progress.emit(done, view.layers, done < view.layers and not stopped)
 
     def detail(self, key: MapKey) -> DetailMap | None:
         """The large map for ``key`` of the shown run: at once when cached or cheap, else

@@ -198,7 +198,7 @@ class EngineWorker(QObject):
         with self._lock:
             self._stopped_thumbnails.discard((run_id, hide_first))
 
-    def _thumbnails_stopped(self, run_id: int, hide_first: bool) -> bool:
+    def thumbnails_stopped(self, run_id: int, hide_first: bool) -> bool:
         with self._lock:
             return (run_id, hide_first) in self._stopped_thumbnails
 
@@ -211,7 +211,7 @@ class EngineWorker(QObject):
         from explorer.core.thumbnails import layer_tiles
         from explorer.gui.run_view import THUMBNAIL_CELL
 
-        if self._is_stale(run_id) or self._thumbnails_stopped(run_id, hide_first):
+        if self._is_stale(run_id) or self.thumbnails_stopped(run_id, hide_first):
             return
         try:
             tiles = layer_tiles(result, layer, THUMBNAIL_CELL, hide_first)
