@@ -87,10 +87,27 @@ def test_jump_to_token_selects_and_centres(qtbot, window, long_view):
 def test_stopping_the_thumbnails_keeps_what_was_drawn(qtbot, window, long_view):
     controller = window.controller
     controller.cancel_thumbnails()
-    drawn = set(long_view.filled[False])
-    qtbot.wait(300)
-    assert len(long_view.filled[False]) <= len(drawn) + 1  # at most the layer in progress
-    assert "stopped" in window.attention_panel.grid.progress.format()
+    grid = window.attention_panel.grid
+    assert "stopped" in grid.progress.format() and not grid.cancel_button.isEnabled()
+    qtbot.wait(200)  # layers already in flight may still land; the bar stays stopped
+    assert "stopped" in grid.progress.format() or long_view.complete(False)
+
+
+def test_a_stopped_worker_computes_no_further_layer(qtbot, long_view):
+    """The worker itself: after Stop, the next queued layer is not computed."""
+    from explorer.gui.worker import EngineWorker
+
+    worker = EngineWorker()
+    arrived = []
+    worker.thumbnails_ready.connect(lambda run, hide, layer, tiles: arrived.append(layer))
+    worker.thumbnails(7, long_view.result, False, 0)  # draws layer 0, queues layer 1
+    assert arrived == [0]
+    worker.stop_thumbnails(7, False)
+    qtbot.wait(100)  # the queued layer 1 runs, sees the stop and returns
+    assert arrived == [0]
+    worker.resume_thumbnails(7, False)
+    worker.thumbnails(7, long_view.result, False, 1)
+    qtbot.waitUntil(lambda: arrived == [0, 1, 2])
 
 
 def test_the_token_strip_holds_8000_tokens_without_8000_widgets(qtbot):
