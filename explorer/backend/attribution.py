@@ -13,8 +13,9 @@ from a run through ``explorer.core.attention`` only (full or lazy), see
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -339,6 +340,7 @@ def attribute(
     run: RunResult | None = None,
     task: TaskState | None = None,
     gradient_batch_tokens: int = GRADIENT_BATCH_TOKENS,
+    on_scores: Callable[[Attribution], None] | None = None,
 ) -> Attribution:
     """Scores of every token 0..position for f = log p(target | tokens 0..position).
 
@@ -346,7 +348,8 @@ def attribute(
     or ``target_id``; default the top-1 next token at the position. methods: default all
     four (rollout only for encoders). ``run``: this prompt's RunResult, reused for the
     attention methods (else a run is made). faithfulness: compute deletion curves and AOPC
-    for every method and a random ordering seeded with ``seed``.
+    for every method and a random ordering seeded with ``seed``. ``on_scores`` receives the
+    record without faithfulness as soon as the scores are known (a panel can draw them).
     """
     task = task or TaskState()
     started = time.perf_counter()
@@ -363,9 +366,12 @@ def attribute(
             raise AttributionError("An encoder has no next token to target; drop --target.")
         view = attention_run(loaded, prompt, ids, run, task.sub(0.0, 0.8))
         scores = attention_scores(view, position, methods)
-        return Attribution(pieces, ids, position, None, scores, baseline=baseline, seed=seed,
-                           model_name=info.name,
-                           timings={"total_s": time.perf_counter() - started})
+        record = Attribution(pieces, ids, position, None, scores, baseline=baseline, seed=seed,
+                             model_name=info.name,
+                             timings={"total_s": time.perf_counter() - started})
+        if on_scores is not None:
+            on_scores(record)
+        return record
     timings: dict[str, float] = {}
     prefix = ids[: position + 1]
     task.progress(0.0, "Plain run")
@@ -399,6 +405,10 @@ def attribute(
             scores.update(attention_scores(view, position, attention_methods))
             timings["attention_s"] = time.perf_counter() - mark
         ordered = {m: _padded(scores[m], len(ids)) for m in methods}
+        record = Attribution(pieces, ids, position, chosen, ordered, ig=ig, baseline=baseline,
+                             seed=seed, model_name=info.name, timings=dict(timings))
+        if on_scores is not None:
+            on_scores(record)
         curves: dict[str, FaithfulnessCurve] = {}
         if faithfulness:
             mark = time.perf_counter()
@@ -407,8 +417,7 @@ def attribute(
             timings["faithfulness_s"] = time.perf_counter() - mark
     task.progress(1.0, "Done")
     timings["total_s"] = time.perf_counter() - started
-    return Attribution(pieces, ids, position, chosen, ordered, ig=ig, faithfulness=curves,
-                       baseline=baseline, seed=seed, model_name=info.name, timings=timings)
+    return replace(record, faithfulness=curves, timings=timings)
 
 
 def _padded(values: np.ndarray, total: int) -> np.ndarray:

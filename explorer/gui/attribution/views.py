@@ -1,0 +1,131 @@
+"""The attribution panel's read-only views: ranked tokens, faithfulness table, deletion plot.
+
+Each draws from an ``Attribution`` record and a method name only (no model, no worker).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor, QFont
+from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem
+
+from explorer.core.attribution import METHOD_TITLES, Attribution
+from explorer.core.faithfulness import RANDOM
+from explorer.core.tokens import display_piece
+
+RANKED_ROWS = 40
+"""Rows of the ranked list (the heat strip on the token chips shows every token)."""
+CURVE_COLORS = {"grad_x_input": "#d62728", "integrated_gradients": "#1f77b4",
+                "rollout": "#2ca02c", "attention": "#ff7f0e", RANDOM: "#7f7f7f"}
+
+
+def method_title(method: str) -> str:
+    return "random ordering" if method == RANDOM else METHOD_TITLES.get(method, method)
+
+
+def _item(text: str, align: Qt.AlignmentFlag = Qt.AlignLeft) -> QTableWidgetItem:
+    item = QTableWidgetItem(text)
+    item.setTextAlignment(align | Qt.AlignVCenter)
+    item.setFlags(Qt.ItemIsEnabled | Qt.ItemIsSelectable)
+    return item
+
+
+def _setup(table: QTableWidget, headers: list[str]) -> None:
+    table.setColumnCount(len(headers))
+    table.setHorizontalHeaderLabels(headers)
+    table.verticalHeader().hide()
+    table.setEditTriggers(QAbstractItemView.NoEditTriggers)
+    table.setSelectionBehavior(QAbstractItemView.SelectRows)
+    table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeToContents)
+    table.horizontalHeader().setStretchLastSection(True)
+
+
+class RankedList(QTableWidget):
+    """Tokens 0..position by score, highest first (at most RANKED_ROWS rows)."""
+
+    COLUMNS = ["rank", "#", "token", "score"]
+
+    def __init__(self) -> None:
+        super().__init__()
+        _setup(self, self.COLUMNS)
+
+    def show_scores(self, record: Attribution | None, method: str, style: str = "byte_level") -> None:
+        if record is None or method not in record.scores:
+            self.setRowCount(0)
+            return
+        ranked = record.ranked(method)[:RANKED_ROWS]
+        self.setRowCount(len(ranked))
+        for row, (position, score) in enumerate(ranked):
+            self.setItem(row, 0, _item(str(row + 1), Qt.AlignRight))
+            self.setItem(row, 1, _item(str(position), Qt.AlignRight))
+            self.setItem(row, 2, _item(display_piece(record.tokens[position], style)))
+            self.setItem(row, 3, _item(f"{score:+.4f}", Qt.AlignRight))
+
+
+class FaithfulnessTable(QTableWidget):
+    """One row per method and the random ordering: AOPC comprehensiveness and sufficiency."""
+
+    COLUMNS = ["ordering", "comprehensiveness ↑", "sufficiency ↓"]
+
+    def __init__(self) -> None:
+        super().__init__()
+        _setup(self, self.COLUMNS)
+        self.setSelectionMode(QAbstractItemView.NoSelection)
+        self.setToolTip("AOPC over the k grid: comprehensiveness = mean drop of p(target) when the "
+                        "top-k tokens are replaced by the baseline (higher = more faithful); "
+                        "sufficiency = mean drop when only the top-k are kept (lower = more "
+                        "faithful). Compare each method with the random ordering.")
+
+    def show_record(self, record: Attribution | None, method: str) -> None:
+        curves = {} if record is None else record.faithfulness
+        self.setRowCount(len(curves))
+        bold = QFont()
+        bold.setBold(True)
+        for row, (name, curve) in enumerate(curves.items()):
+            cells = [_item(method_title(name)),
+                     _item(f"{curve.comprehensiveness:.4f}", Qt.AlignRight),
+                     _item(f"{curve.sufficiency:.4f}", Qt.AlignRight)]
+            for column, cell in enumerate(cells):
+                if name == method:
+                    cell.setFont(bold)
+                self.setItem(row, column, cell)
+
+
+class DeletionPlot(pg.PlotWidget):
+    """p(target) against the number of replaced tokens, one curve per ordering; the
+    chosen method drawn thick, the random ordering dashed. Items are updated in place."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setMinimumHeight(140)
+        self.setLabel("bottom", "tokens replaced by the baseline (top-k first)")
+        self.setLabel("left", "p(target)")
+        self.showGrid(x=True, y=True, alpha=0.2)
+        self.setMouseEnabled(x=False, y=False)
+        self.hideButtons()
+        self.legend = self.addLegend(offset=(-4, 4), labelTextSize="8pt")
+        self.curves: dict[str, pg.PlotDataItem] = {}
+
+    def show_record(self, record: Attribution | None, method: str) -> None:
+        curves = {} if record is None else record.faithfulness
+        for name in list(self.curves):
+            if name not in curves:
+                self.legend.removeItem(self.curves[name])
+                self.removeItem(self.curves.pop(name))
+        for name, curve in curves.items():
+            color = QColor(CURVE_COLORS.get(name, "#000000"))
+            pen = pg.mkPen(color, width=3 if name == method else 1.2,
+                           style=Qt.DashLine if name == RANDOM else Qt.SolidLine)
+            x = np.asarray(curve.ks, dtype=np.float64)
+            y = np.asarray(curve.deletion, dtype=np.float64)
+            item = self.curves.get(name)
+            if item is None:
+                item = self.plot(x, y, pen=pen, name=method_title(name), symbol="o", symbolSize=4,
+                                 symbolBrush=color, symbolPen=None)
+                self.curves[name] = item
+            else:
+                item.setData(x, y)
+                item.setPen(pen)
+            item.setZValue(10 if name == method else 0)
