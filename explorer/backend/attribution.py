@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -205,14 +205,27 @@ def _path_input(x: Any, b: Any, alphas: np.ndarray, index: int) -> Any:
     return b + float(alphas[index - 2]) * (x - b)
 
 
-def _gradient_scores(model: Any, x: Any, b: Any, target: int, methods: Sequence[str], steps: int,
-                     baseline: str, task: TaskState, budget: int
-                     ) -> tuple[dict[str, np.ndarray], IntegratedGradientsSummary | None]:
-    """grad × input and integrated gradients (float64[n] each).
+@dataclass
+class GradientResult:
+    """What the gradient passes found: the target (chosen from x's own distribution when
+    not given), log p(· | x) float64[V] at x, the scores (float64[n]) and the IG summary."""
+
+    target: int = -1
+    log_probs_x: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    scores: dict[str, np.ndarray] = field(default_factory=dict)
+    ig: IntegratedGradientsSummary | None = None
+
+
+def gradient_scores(model: Any, x: Any, b: Any, target: int | None, methods: Sequence[str],
+                    steps: int, baseline: str, task: TaskState,
+                    budget: int = GRADIENT_BATCH_TOKENS) -> GradientResult:
+    """grad × input and integrated gradients (float64[n] each) for f = log p(target | x).
 
     One batched run over the items [x, b, b + α_1(x − b), …, b + α_N(x − b)] (only [x]
-    without integrated gradients), ``budget // n`` items per forward; f and d f / d x are
-    taken for every item, the gradients of the path points are summed as they come."""
+    without integrated gradients), ``budget // n`` items per forward; f and d f / d input
+    are taken for every item, the gradients of the path points summed as they come. Item 0
+    is the plain input, so its distribution is the plain run's: the target (top-1 when
+    ``target`` is None) and its probability come from it, with no extra forward."""
     import torch
 
     with_ig = INTEGRATED_GRADIENTS in methods
@@ -220,6 +233,7 @@ def _gradient_scores(model: Any, x: Any, b: Any, target: int, methods: Sequence[
     items = 2 + steps if with_ig else 1
     n = int(x.shape[0])
     size = _batch_size(n, budget, items)
+    found = GradientResult()
     values = np.empty(items, dtype=np.float64)
     grad_x = None
     path_sum = torch.zeros(x.shape, dtype=torch.float64)
@@ -229,7 +243,13 @@ def _gradient_scores(model: Any, x: Any, b: Any, target: int, methods: Sequence[
         batch = torch.stack([_path_input(x, b, alphas, i) for i in range(start, end)])
         batch.requires_grad_(True)
         with torch.enable_grad():
-            f = _log_probs_of(model, batch, target)
+            log_probs = _last_logits(model, batch).log_softmax(dim=-1)
+            if start == 0:
+                found.log_probs_x = log_probs[0].detach().double().numpy()
+                vocab = len(found.log_probs_x)
+                found.target = (int(np.argmax(found.log_probs_x)) if target is None
+                                else _check_target_id(target, vocab))
+            f = log_probs[:, found.target]
             (grad,) = torch.autograd.grad(f.sum(), batch)
         values[start:end] = f.detach().double().numpy()
         if start == 0:
@@ -238,17 +258,15 @@ def _gradient_scores(model: Any, x: Any, b: Any, target: int, methods: Sequence[
         if first_path < len(grad):
             path_sum += grad[first_path:].double().sum(0)
     task.progress(1.0, "Gradients done")
-    scores: dict[str, np.ndarray] = {}
     if GRAD_X_INPUT in methods:
-        scores[GRAD_X_INPUT] = (x.double() * grad_x).sum(-1).numpy()
-    if not with_ig:
-        return scores, None
-    ig = ((x - b).double() * path_sum / steps).sum(-1).numpy()
-    scores[INTEGRATED_GRADIENTS] = ig
-    f_x, f_b = float(values[0]), float(values[1])
-    summary = IntegratedGradientsSummary(steps=steps, baseline=baseline, f_x=f_x, f_baseline=f_b,
-                                         delta=float(ig.sum() - (f_x - f_b)))
-    return scores, summary
+        found.scores[GRAD_X_INPUT] = (x.double() * grad_x).sum(-1).numpy()
+    if with_ig:
+        ig = ((x - b).double() * path_sum / steps).sum(-1).numpy()
+        found.scores[INTEGRATED_GRADIENTS] = ig
+        f_x, f_b = float(values[0]), float(values[1])
+        found.ig = IntegratedGradientsSummary(steps=steps, baseline=baseline, f_x=f_x,
+                                              f_baseline=f_b, delta=float(ig.sum() - (f_x - f_b)))
+    return found
 
 
 # --------------------------------------------------------------------------- faithfulness
@@ -374,15 +392,8 @@ def attribute(
         return record
     timings: dict[str, float] = {}
     prefix = ids[: position + 1]
-    task.progress(0.0, "Plain run")
-    mark = time.perf_counter()
-    log_probs = plain_log_probs(loaded, prefix)
-    timings["forward_s"] = time.perf_counter() - mark
-    if target_id is None:
-        target_id = int(np.argmax(log_probs)) if target is None else target_token_id(loaded, target)
-    target_id = _check_target_id(target_id, len(log_probs))
-    chosen = Target(target_id, str(loaded.tokenizer.convert_ids_to_tokens(target_id)),
-                    float(np.exp(log_probs[target_id])))
+    if target_id is None and target is not None:
+        target_id = target_token_id(loaded, target)
     n = len(prefix)
     x = embeddings_of(loaded, prefix)
     b = baseline_embeddings(loaded, baseline, n, x)
@@ -393,12 +404,21 @@ def attribute(
     gradients_end = 0.65 if faithfulness else 0.9
     model = loaded.model
     with _input_gradients_only(model), _cancellable(model, task):
+        mark = time.perf_counter()
         if gradient_methods:
-            mark = time.perf_counter()
-            found, ig = _gradient_scores(model, x, b, target_id, gradient_methods, steps, baseline,
-                                         task.sub(0.02, gradients_end), gradient_batch_tokens)
-            scores.update(found)
+            found = gradient_scores(model, x, b, target_id, gradient_methods, steps, baseline,
+                                    task.sub(0.0, gradients_end), gradient_batch_tokens)
+            scores.update(found.scores)
+            ig, target_id, log_probs = found.ig, found.target, found.log_probs_x
             timings["gradients_s"] = time.perf_counter() - mark
+        else:
+            task.progress(0.0, "Plain run")
+            log_probs = plain_log_probs(loaded, prefix)
+            target_id = int(np.argmax(log_probs)) if target_id is None else \
+                _check_target_id(target_id, len(log_probs))
+            timings["forward_s"] = time.perf_counter() - mark
+        chosen = Target(target_id, str(loaded.tokenizer.convert_ids_to_tokens(target_id)),
+                        float(np.exp(log_probs[target_id])))
         if attention_methods:
             mark = time.perf_counter()
             view = attention_run(loaded, prompt, ids, run, task.sub(gradients_end, gradients_end + 0.05))

@@ -90,7 +90,7 @@ def test_typed_and_actual_targets(qtbot, window):
     open_panel(qtbot, window, panel)
     sat = window.controller.worker.model.tokenizer.encode(" sat")
     record = computed(qtbot, panel, lambda: panel.set_target("typed", " sat"))
-    assert record.target.id == sat[0] and "␣sat" in panel.quantity.text()
+    assert record.target.id == sat[0] and "“␣sat”" in panel.quantity.text()
     window.controller.select_token(2)
     record = computed(qtbot, panel, lambda: panel.set_target("actual"))
     assert record.position == 2 and record.target.id == int(view.result.token_ids[3])

@@ -401,7 +401,7 @@ class AttributionPanel(QWidget):
         if record.target is None:
             return f"token #{record.position}"
         piece = display_piece(record.target.token, style)
-        return f"log p({piece} | tokens 0–{record.position})"
+        return f"log p(“{piece}” | tokens 0–{record.position})"
 
     def _quantity_text(self, record: Attribution | None, style: str) -> str:
         if record is None:

@@ -67,13 +67,15 @@ class RankedList(QTableWidget):
 class FaithfulnessTable(QTableWidget):
     """One row per method and the random ordering: AOPC comprehensiveness and sufficiency."""
 
-    COLUMNS = ["ordering", "comprehensiveness ↑", "sufficiency ↓"]
+    COLUMNS = ["ordering", "compr. ↑", "suff. ↓"]
 
     def __init__(self) -> None:
         super().__init__()
         _setup(self, self.COLUMNS)
         self.setSelectionMode(QAbstractItemView.NoSelection)
-        self.setToolTip("AOPC over the k grid: comprehensiveness = mean drop of p(target) when the "
+        self.horizontalHeaderItem(1).setToolTip("AOPC comprehensiveness")
+        self.horizontalHeaderItem(2).setToolTip("AOPC sufficiency")
+        self.setToolTip("Names are coloured like their curves. AOPC over the k grid: comprehensiveness = mean drop of p(target) when the "
                         "top-k tokens are replaced by the baseline (higher = more faithful); "
                         "sufficiency = mean drop when only the top-k are kept (lower = more "
                         "faithful). Compare each method with the random ordering.")
@@ -84,7 +86,9 @@ class FaithfulnessTable(QTableWidget):
         bold = QFont()
         bold.setBold(True)
         for row, (name, curve) in enumerate(curves.items()):
-            cells = [_item(method_title(name)),
+            title = _item(method_title(name))
+            title.setForeground(QColor(CURVE_COLORS.get(name, "#000000")))  # the plot's legend
+            cells = [title,
                      _item(f"{curve.comprehensiveness:.4f}", Qt.AlignRight),
                      _item(f"{curve.sufficiency:.4f}", Qt.AlignRight)]
             for column, cell in enumerate(cells):
@@ -95,24 +99,23 @@ class FaithfulnessTable(QTableWidget):
 
 class DeletionPlot(pg.PlotWidget):
     """p(target) against the number of replaced tokens, one curve per ordering; the
-    chosen method drawn thick, the random ordering dashed. Items are updated in place."""
+    chosen method drawn thick, the random ordering dashed (the faithfulness table, coloured
+    alike, is the legend). Items are updated in place."""
 
     def __init__(self) -> None:
         super().__init__()
         self.setMinimumHeight(140)
-        self.setLabel("bottom", "tokens replaced by the baseline (top-k first)")
+        self.setLabel("bottom", "k: top-k tokens replaced")
         self.setLabel("left", "p(target)")
         self.showGrid(x=True, y=True, alpha=0.2)
         self.setMouseEnabled(x=False, y=False)
         self.hideButtons()
-        self.legend = self.addLegend(offset=(-4, 4), labelTextSize="8pt")
         self.curves: dict[str, pg.PlotDataItem] = {}
 
     def show_record(self, record: Attribution | None, method: str) -> None:
         curves = {} if record is None else record.faithfulness
         for name in list(self.curves):
             if name not in curves:
-                self.legend.removeItem(self.curves[name])
                 self.removeItem(self.curves.pop(name))
         for name, curve in curves.items():
             color = QColor(CURVE_COLORS.get(name, "#000000"))
@@ -122,7 +125,7 @@ class DeletionPlot(pg.PlotWidget):
             y = np.asarray(curve.deletion, dtype=np.float64)
             item = self.curves.get(name)
             if item is None:
-                item = self.plot(x, y, pen=pen, name=method_title(name), symbol="o", symbolSize=4,
+                item = self.plot(x, y, pen=pen, symbol="o", symbolSize=4,
                                  symbolBrush=color, symbolPen=None)
                 self.curves[name] = item
             else:
