@@ -163,10 +163,11 @@ class Attribution:
     def methods(self) -> tuple[str, ...]:
         return tuple(self.scores)
 
-    def ranked(self, method: str) -> list[tuple[int, float]]:
-        """(position, score) for tokens 0..position, highest score first (ties by position)."""
+    def ranked(self, method: str, limit: int | None = None) -> list[tuple[int, float]]:
+        """(position, score) for tokens 0..position, highest score first (ties by position);
+        the first ``limit`` only when given."""
         values = self.scores[method][: self.position + 1].astype(np.float64)
-        order = np.argsort(-values, kind="stable")
+        order = np.argsort(-values, kind="stable")[:limit]
         return [(int(i), float(values[i])) for i in order]
 
     def to_json(self) -> dict[str, Any]:

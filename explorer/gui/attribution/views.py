@@ -38,8 +38,22 @@ def _setup(table: QTableWidget, headers: list[str]) -> None:
     table.verticalHeader().hide()
     table.setEditTriggers(QAbstractItemView.NoEditTriggers)
     table.setSelectionBehavior(QAbstractItemView.SelectRows)
-    table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeToContents)
+    table.horizontalHeader().setSectionResizeMode(QHeaderView.Interactive)  # sized once per fill
     table.horizontalHeader().setStretchLastSection(True)
+
+
+def _fill(table: QTableWidget, rows: list[list[QTableWidgetItem]]) -> None:
+    """Replace the table's cells, then size the columns once (ResizeToContents would
+    measure every column again on every setItem)."""
+    table.setUpdatesEnabled(False)
+    try:
+        table.setRowCount(len(rows))
+        for row, cells in enumerate(rows):
+            for column, cell in enumerate(cells):
+                table.setItem(row, column, cell)
+        table.resizeColumnsToContents()
+    finally:
+        table.setUpdatesEnabled(True)
 
 
 class RankedList(QTableWidget):
@@ -55,13 +69,11 @@ class RankedList(QTableWidget):
         if record is None or method not in record.scores:
             self.setRowCount(0)
             return
-        ranked = record.ranked(method)[:RANKED_ROWS]
-        self.setRowCount(len(ranked))
-        for row, (position, score) in enumerate(ranked):
-            self.setItem(row, 0, _item(str(row + 1), Qt.AlignRight))
-            self.setItem(row, 1, _item(str(position), Qt.AlignRight))
-            self.setItem(row, 2, _item(display_piece(record.tokens[position], style)))
-            self.setItem(row, 3, _item(f"{score:+.4f}", Qt.AlignRight))
+        ranked = record.ranked(method, RANKED_ROWS)
+        _fill(self, [[_item(str(row + 1), Qt.AlignRight), _item(str(position), Qt.AlignRight),
+                      _item(display_piece(record.tokens[position], style)),
+                      _item(f"{score:+.4f}", Qt.AlignRight)]
+                     for row, (position, score) in enumerate(ranked)])
 
 
 class FaithfulnessTable(QTableWidget):
@@ -82,19 +94,20 @@ class FaithfulnessTable(QTableWidget):
 
     def show_record(self, record: Attribution | None, method: str) -> None:
         curves = {} if record is None else record.faithfulness
-        self.setRowCount(len(curves))
         bold = QFont()
         bold.setBold(True)
-        for row, (name, curve) in enumerate(curves.items()):
+        rows = []
+        for name, curve in curves.items():
             title = _item(method_title(name))
             title.setForeground(QColor(CURVE_COLORS.get(name, "#000000")))  # the plot's legend
             cells = [title,
                      _item(f"{curve.comprehensiveness:.4f}", Qt.AlignRight),
                      _item(f"{curve.sufficiency:.4f}", Qt.AlignRight)]
-            for column, cell in enumerate(cells):
+            for cell in cells:
                 if name == method:
                     cell.setFont(bold)
-                self.setItem(row, column, cell)
+            rows.append(cells)
+        _fill(self, rows)
 
 
 class DeletionPlot(pg.PlotWidget):
@@ -129,6 +142,5 @@ class DeletionPlot(pg.PlotWidget):
                                  symbolBrush=color, symbolPen=None)
                 self.curves[name] = item
             else:
-                item.setData(x, y)
-                item.setPen(pen)
+                item.setData(x, y, pen=pen)
             item.setZValue(10 if name == method else 0)
