@@ -22,6 +22,7 @@ import numpy as np
 
 from explorer.backend.engine import analyze, check_prompt, tokenize
 from explorer.backend.loader import LoadedModel
+from explorer.backend.memory import memory_limit
 from explorer.core.attention import has_attention
 from explorer.core.attribution import (
     ATTENTION,
@@ -35,6 +36,7 @@ from explorer.core.attribution import (
     Target,
     check_baseline,
     check_steps,
+    gradient_item_bytes,
     parse_methods,
 )
 from explorer.core.errors import Cancelled
@@ -57,6 +59,10 @@ GRADIENT_BATCH_TOKENS = 1024
 activations kept for the backward pass."""
 FORWARD_BATCH_TOKENS = 2048
 """Tokens per no-gradient forward of the deletion curves."""
+SDPA_FROM_TOKENS = 512
+"""From this many tokens the gradient and deletion passes use torch's sdpa kernel (no
+T × T weights kept for the backward); below it the eager kernel, faster here on short
+inputs (docs/attribution.md)."""
 
 
 # --------------------------------------------------------------------------- inputs
@@ -131,6 +137,44 @@ def _cancellable(model: Any, task: TaskState) -> Iterator[None]:
     finally:
         for handle in handles:
             handle.remove()
+
+
+@contextmanager
+def attention_kernel(model: Any, tokens: int) -> Iterator[bool]:
+    """While active the model attends with sdpa from SDPA_FROM_TOKENS tokens on (when it can
+    switch), else as loaded (eager). Yields True when the eager kernel is in use."""
+    previous = getattr(model.config, "_attn_implementation", "eager")
+    can_switch = getattr(model, "_can_set_attn_implementation", None)
+    switched = False
+    if tokens >= SDPA_FROM_TOKENS and previous != "sdpa" and can_switch is not None and can_switch():
+        try:
+            model.set_attn_implementation("sdpa")
+            switched = True
+        except Exception:  # noqa: BLE001 - a model without sdpa keeps its own kernel
+            switched = False
+    try:
+        yield model.config._attn_implementation == "eager"
+    finally:
+        if switched:
+            model.set_attn_implementation(previous)
+
+
+def gradient_batch_size(info: Any, tokens: int, items: int, eager: bool,
+                        budget: int = GRADIENT_BATCH_TOKENS, limit: int | None = None) -> int:
+    """Inputs per gradient forward: ``budget // tokens`` (at least 1, at most ``items``),
+    fewer when the backward's activations would not fit in the memory a run may use;
+    AttributionError when even one input does not fit."""
+    size = _batch_size(tokens, budget, items)
+    per_item = gradient_item_bytes(info.layers, info.hidden_size, info.heads, tokens, eager)
+    limit = memory_limit(limit)
+    if limit is None:
+        return size
+    if per_item > limit:
+        raise AttributionError(
+            f"Gradients through {tokens} tokens need about {per_item / 1e9:.1f} GB, more than "
+            f"the {limit / 1e9:.1f} GB that can safely be used. Explain an earlier position, or "
+            "use the rollout and attention methods, which need no gradients.")
+    return max(1, min(size, limit // per_item))
 
 
 def _last_logits(model: Any, embeds: Any) -> Any:
@@ -217,12 +261,11 @@ class GradientResult:
 
 
 def gradient_scores(model: Any, x: Any, b: Any, target: int | None, methods: Sequence[str],
-                    steps: int, baseline: str, task: TaskState,
-                    budget: int = GRADIENT_BATCH_TOKENS) -> GradientResult:
+                    steps: int, baseline: str, task: TaskState, batch_size: int) -> GradientResult:
     """grad × input and integrated gradients (float64[n] each) for f = log p(target | x).
 
     One batched run over the items [x, b, b + α_1(x − b), …, b + α_N(x − b)] (only [x]
-    without integrated gradients), ``budget // n`` items per forward; f and d f / d input
+    without integrated gradients), ``batch_size`` items per forward; f and d f / d input
     are taken for every item, the gradients of the path points summed as they come. Item 0
     is the plain input, so its distribution is the plain run's: the target (top-1 when
     ``target`` is None) and its probability come from it, with no extra forward."""
@@ -231,8 +274,7 @@ def gradient_scores(model: Any, x: Any, b: Any, target: int | None, methods: Seq
     with_ig = INTEGRATED_GRADIENTS in methods
     alphas = midpoints(steps)
     items = 2 + steps if with_ig else 1
-    n = int(x.shape[0])
-    size = _batch_size(n, budget, items)
+    size = max(1, batch_size)
     found = GradientResult()
     values = np.empty(items, dtype=np.float64)
     grad_x = None
@@ -331,10 +373,15 @@ def attention_run(loaded: LoadedModel, prompt: str, ids: Sequence[int], run: Run
     return analyze(loaded, prompt, top_k=1, task=task, attention="auto")
 
 
-def attention_scores(run: RunResult, position: int, methods: Sequence[str]) -> dict[str, np.ndarray]:
+def attention_scores(run: RunResult, position: int, methods: Sequence[str],
+                     task: TaskState | None = None) -> dict[str, np.ndarray]:
+    """rollout and last-layer attention rows of ``run`` (float32[T] each), read through
+    ``explorer.core.attention`` (cheap rows on lazy runs); progress per layer."""
+    task = task or TaskState()
     scores = {}
     if ROLLOUT in methods:
-        scores[ROLLOUT] = rollout_row(run, position)
+        scores[ROLLOUT] = rollout_row(run, position,
+                                      lambda done: task.progress(done, "Attention rollout"))
     if ATTENTION in methods:
         scores[ATTENTION] = last_layer_attention_row(run, position)
     return scores
@@ -382,8 +429,8 @@ def attribute(
     if not info.causal:
         if target is not None or target_id is not None:
             raise AttributionError("An encoder has no next token to target; drop --target.")
-        view = attention_run(loaded, prompt, ids, run, task.sub(0.0, 0.8))
-        scores = attention_scores(view, position, methods)
+        view = attention_run(loaded, prompt, ids, run, task.sub(0.0, 0.6))
+        scores = attention_scores(view, position, methods, task.sub(0.6, 1.0))
         record = Attribution(pieces, ids, position, None, scores, baseline=baseline, seed=seed,
                              model_name=info.name,
                              timings={"total_s": time.perf_counter() - started})
@@ -406,8 +453,11 @@ def attribute(
     with _input_gradients_only(model), _cancellable(model, task):
         mark = time.perf_counter()
         if gradient_methods:
-            found = gradient_scores(model, x, b, target_id, gradient_methods, steps, baseline,
-                                    task.sub(0.0, gradients_end), gradient_batch_tokens)
+            items = 2 + steps if INTEGRATED_GRADIENTS in gradient_methods else 1
+            with attention_kernel(model, n) as eager:
+                size = gradient_batch_size(info, n, items, eager, gradient_batch_tokens)
+                found = gradient_scores(model, x, b, target_id, gradient_methods, steps, baseline,
+                                        task.sub(0.0, gradients_end), size)
             scores.update(found.scores)
             ig, target_id, log_probs = found.ig, found.target, found.log_probs_x
             timings["gradients_s"] = time.perf_counter() - mark
@@ -421,8 +471,10 @@ def attribute(
                         float(np.exp(log_probs[target_id])))
         if attention_methods:
             mark = time.perf_counter()
-            view = attention_run(loaded, prompt, ids, run, task.sub(gradients_end, gradients_end + 0.05))
-            scores.update(attention_scores(view, position, attention_methods))
+            view = attention_run(loaded, prompt, ids, run,
+                                 task.sub(gradients_end, gradients_end + 0.03))
+            scores.update(attention_scores(view, position, attention_methods,
+                                           task.sub(gradients_end + 0.03, gradients_end + 0.05)))
             timings["attention_s"] = time.perf_counter() - mark
         ordered = {m: _padded(scores[m], len(ids)) for m in methods}
         record = Attribution(pieces, ids, position, chosen, ordered, ig=ig, baseline=baseline,
@@ -432,8 +484,9 @@ def attribute(
         curves: dict[str, FaithfulnessCurve] = {}
         if faithfulness:
             mark = time.perf_counter()
-            curves = faithfulness_curves(model, x, b, target_id, ordered, seed,
-                                         task.sub(gradients_end + 0.05, 1.0))
+            with attention_kernel(model, n):
+                curves = faithfulness_curves(model, x, b, target_id, ordered, seed,
+                                             task.sub(gradients_end + 0.05, 1.0))
             timings["faithfulness_s"] = time.perf_counter() - mark
     task.progress(1.0, "Done")
     timings["total_s"] = time.perf_counter() - started

@@ -39,6 +39,15 @@ DEFAULT_STEPS = 32
 MAX_STEPS = 4096
 
 
+def gradient_item_bytes(layers: int, hidden: int, heads: int, tokens: int, eager: bool) -> int:
+    """Rough float32 bytes one input of ``tokens`` tokens keeps for a backward pass to its
+    embeddings (weights need no gradient): ~16 hidden-sized vectors per token and layer
+    (norm inputs, q/k/v, MLP gate/up/activation) plus, with the eager kernel, each layer's
+    attention weights and their gradient (2 × heads × tokens per token)."""
+    per_token_layer = 16 * hidden + (2 * heads * tokens if eager else 0)
+    return 4 * tokens * layers * per_token_layer
+
+
 class AttributionError(ExplorerError):
     """Attribution cannot run as asked (unknown method, bad target, position or steps)."""
 

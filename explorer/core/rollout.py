@@ -13,6 +13,7 @@ each layer costs p + 1 rebuilt rows (cheap on lazy runs), never a full T×T map.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -30,10 +31,12 @@ def _check_position(result: Any, position: int) -> int:
     return n
 
 
-def rollout_row(result: Any, position: int) -> np.ndarray:
+def rollout_row(result: Any, position: int,
+                on_layer: Callable[[float], None] | None = None) -> np.ndarray:
     """Row ``position`` of the attention rollout R = Â_L ⋯ Â_1: float32[T], sums to 1.
 
-    ``result`` is a RunResult (full or lazy attention) or a mapping of its arrays."""
+    ``result`` is a RunResult (full or lazy attention) or a mapping of its arrays.
+    ``on_layer(fraction done)`` is called after each layer (progress; it may raise to stop)."""
     n = _check_position(result, position)
     layers, _heads = attention_shape(result)
     row = np.zeros(n, dtype=np.float64)
@@ -45,6 +48,8 @@ def rollout_row(result: Any, position: int) -> np.ndarray:
         rows[np.arange(len(support)), support] += RESIDUAL_WEIGHT
         rows /= rows.sum(axis=1, keepdims=True)
         row = row[support] @ rows
+        if on_layer is not None:
+            on_layer((layers - layer) / layers)
     return row.astype(np.float32)
 
 

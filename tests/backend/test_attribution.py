@@ -312,3 +312,39 @@ def test_cli_bad_input_exits_2_without_traceback(tiny_gpt2_folder, tmp_path, cap
     assert code == 2
     assert err.startswith("error: ") and message in err and "Traceback" not in err
     assert not (tmp_path / "r.json").exists()
+
+
+def test_long_inputs_switch_to_sdpa_and_give_the_same_scores(gpt2, monkeypatch):
+    import explorer.backend.attribution as attribution
+
+    ids = token_ids(gpt2)
+    eager = attribute(gpt2, PROMPT, methods=["grad_x_input"], faithfulness=False)
+    seen = []
+    original = attribution.gradient_scores
+
+    def spy(model, *args, **kwargs):
+        seen.append(model.config._attn_implementation)
+        return original(model, *args, **kwargs)
+
+    monkeypatch.setattr(attribution, "SDPA_FROM_TOKENS", 2)
+    monkeypatch.setattr(attribution, "gradient_scores", spy)
+    switched = attribute(gpt2, PROMPT, methods=["grad_x_input"], faithfulness=False)
+    assert seen == ["sdpa"] and gpt2.model.config._attn_implementation == "eager"
+    expected = independent_grad_x_input(gpt2, ids, len(ids) - 1, eager.target.id)
+    np.testing.assert_allclose(switched.scores["grad_x_input"], expected, rtol=1e-4, atol=1e-7)
+
+
+def test_gradients_that_do_not_fit_in_memory_are_refused(gpt2, monkeypatch):
+    from explorer.backend.attribution import gradient_batch_size
+    from explorer.core.attribution import gradient_item_bytes
+
+    info = gpt2.info
+    per_item = gradient_item_bytes(info.layers, info.hidden_size, info.heads, 100, eager=True)
+    assert per_item == 4 * 100 * info.layers * (16 * info.hidden_size + 2 * info.heads * 100)
+    assert gradient_batch_size(info, 100, 34, True, budget=4096, limit=3 * per_item) == 3
+    assert gradient_batch_size(info, 100, 34, True, budget=4096, limit=None) >= 1
+    with pytest.raises(AttributionError, match="rollout and attention"):
+        gradient_batch_size(info, 100, 34, True, limit=per_item - 1)
+    monkeypatch.setenv("ATTENTION_EXPLORER_MAX_RUN_BYTES", "1000")
+    with pytest.raises(AttributionError, match="need about"):
+        attribute(gpt2, PROMPT, methods=["grad_x_input"])
