@@ -25,6 +25,11 @@ def method_title(method: str) -> str:
     return "random ordering" if method == RANDOM else METHOD_TITLES.get(method, method)
 
 
+def aopc_text(value: float) -> str:
+    """AOPC as shown in the table: 4 significant digits (p(target) can be tiny)."""
+    return f"{value:.4g}"
+
+
 def _item(text: str, align: Qt.AlignmentFlag = Qt.AlignLeft) -> QTableWidgetItem:
     item = QTableWidgetItem(text)
     item.setTextAlignment(align | Qt.AlignVCenter)
@@ -101,8 +106,8 @@ class FaithfulnessTable(QTableWidget):
             title = _item(method_title(name))
             title.setForeground(QColor(CURVE_COLORS.get(name, "#000000")))  # the plot's legend
             cells = [title,
-                     _item(f"{curve.comprehensiveness:.4f}", Qt.AlignRight),
-                     _item(f"{curve.sufficiency:.4f}", Qt.AlignRight)]
+                     _item(aopc_text(curve.comprehensiveness), Qt.AlignRight),
+                     _item(aopc_text(curve.sufficiency), Qt.AlignRight)]
             for cell in cells:
                 if name == method:
                     cell.setFont(bold)
