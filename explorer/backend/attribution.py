@@ -54,7 +54,7 @@ from explorer.core.progress import TaskState
 from explorer.core.rollout import last_layer_attention_row, rollout_row
 from explorer.core.types import RunResult
 
-GRADIENT_BATCH_TOKENS = 1024
+GRADIENT_BATCH_TOKENS = 512
 """Tokens per gradient forward (batch = this // prompt length, at least 1): bounds the
 activations kept for the backward pass."""
 FORWARD_BATCH_TOKENS = 2048
