@@ -280,7 +280,7 @@ def gradient_scores(model: Any, x: Any, b: Any, target: int | None, methods: Seq
     grad_x = None
     path_sum = torch.zeros(x.shape, dtype=torch.float64)
     for start in range(0, items, size):
-        task.progress(start / items, f"Gradients ({start}/{items} inputs)")
+        task.progress(start / items, f"Gradients {start}/{items}")
         end = min(start + size, items)
         batch = torch.stack([_path_input(x, b, alphas, i) for i in range(start, end)])
         batch.requires_grad_(True)
@@ -327,7 +327,7 @@ def replaced_probs(model: Any, x: Any, b: Any, masks: np.ndarray, target: int, t
     chosen = torch.from_numpy(np.ascontiguousarray(masks))[:, :, None]
     with torch.inference_mode():
         for start in range(0, m, size):
-            task.progress(start / m, f"Deletion curves ({start}/{m} inputs)")
+            task.progress(start / m, f"Deletion curves {start}/{m}")
             batch = torch.where(chosen[start:start + size], b[None], x[None])
             out[start:start + len(batch)] = _log_probs_of(model, batch, target).double().exp().numpy()
     task.progress(1.0, "Deletion curves done")
@@ -433,7 +433,7 @@ def attribute(
         view = attention_run(loaded, prompt, ids, run, task.sub(0.0, 0.6))
         scores = attention_scores(view, position, methods, task.sub(0.6, 1.0))
         record = Attribution(pieces, ids, position, None, scores, baseline=baseline, seed=seed,
-                             model_name=info.name,
+                             model_name=info.name, causal=False,
                              timings={"total_s": time.perf_counter() - started})
         if on_scores is not None:
             on_scores(record)

@@ -136,6 +136,7 @@ class Attribution:
     faithfulness: {method or "random": FaithfulnessCurve} (empty for encoders or when skipped)
     baseline:     zero | eos | pad: IG's baseline and the deletion replacement
     seed:         seed of the random ordering
+    causal:       False for an encoder: every token can matter (not only 0..position)
     """
 
     tokens: tuple[str, ...]
@@ -150,6 +151,7 @@ class Attribution:
     model_name: str = ""
     timings: dict[str, float] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    causal: bool = True
 
     def __post_init__(self) -> None:
         ids = np.array(self.token_ids, dtype=np.int64)
@@ -172,10 +174,15 @@ class Attribution:
     def methods(self) -> tuple[str, ...]:
         return tuple(self.scores)
 
+    @property
+    def scored_tokens(self) -> int:
+        """How many tokens can matter: 0..position in a causal model, all of them in an encoder."""
+        return self.position + 1 if self.causal else len(self.tokens)
+
     def ranked(self, method: str, limit: int | None = None) -> list[tuple[int, float]]:
-        """(position, score) for tokens 0..position, highest score first (ties by position);
-        the first ``limit`` only when given."""
-        values = self.scores[method][: self.position + 1].astype(np.float64)
+        """(position, score) for the tokens that can matter, highest score first (ties by
+        position); the first ``limit`` only when given."""
+        values = self.scores[method][: self.scored_tokens].astype(np.float64)
         order = np.argsort(-values, kind="stable")[:limit]
         return [(int(i), float(values[i])) for i in order]
 

@@ -41,6 +41,14 @@ def test_ranked_lists_tokens_up_to_the_position():
     assert record().ranked("rollout") == [(1, pytest.approx(0.8)), (0, pytest.approx(0.2))]
 
 
+def test_an_encoder_ranks_every_token():
+    encoder = Attribution(("a", "b", "c"), [5, 6, 7], 0, None, {"rollout": [0.5, 0.1, 0.4]},
+                          causal=False)
+    assert encoder.scored_tokens == 3
+    assert [i for i, _ in encoder.ranked("rollout")] == [0, 2, 1]
+    assert record().scored_tokens == 2
+
+
 def test_scores_must_have_one_value_per_token():
     with pytest.raises(ValueError):
         Attribution(("a", "b"), [1, 2], 0, None, {"rollout": [1.0]})

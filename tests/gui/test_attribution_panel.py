@@ -129,6 +129,7 @@ def test_cancel_stops_a_long_computation(qtbot, window):
         panel.cancel_button.click()
     assert blocker.args[2] is True  # cancelled, not failed
     assert panel.job is None and panel.record is None and not panel.progress.isVisible()
+    assert "Cancelled" in panel.status.text() and "Computing" not in panel.quantity.text()
 
 
 def test_encoder_gets_rollout_only(qtbot, window):
@@ -139,6 +140,7 @@ def test_encoder_gets_rollout_only(qtbot, window):
     assert [panel.method_box.itemData(i) for i in range(panel.method_box.count())] == ["rollout"]
     assert not panel.target_box.isEnabled() and not panel.steps.isEnabled()
     assert panel.table.rowCount() == 0 and "Encoder" in panel.quantity.text()
+    assert panel.ranked.rowCount() == len(record.tokens)  # bidirectional: every token ranked
     np.testing.assert_array_equal(window.tokens_panel.model.heat, record.scores["rollout"])
 
 

@@ -101,7 +101,8 @@ class AttributionPanel(QWidget):
                              "(while this panel is shown)")
         self.progress = QProgressBar()
         self.progress.setRange(0, 1000)
-        self.progress.setMaximumWidth(200)
+        self.progress.setMinimumWidth(220)
+        self.progress.setMaximumWidth(280)
         self.progress.hide()
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.hide()
@@ -188,7 +189,7 @@ class AttributionPanel(QWidget):
         self.steps.valueChanged.connect(lambda _v: self._changed())
         self.more_steps.clicked.connect(lambda: self.steps.setValue(min(MAX_STEPS, self.steps.value() * 4)))
         self.compute_button.clicked.connect(self.compute)
-        self.cancel_button.clicked.connect(self.cancel)
+        self.cancel_button.clicked.connect(self.stop)
         self.save_button.clicked.connect(self._save)
 
     # -- state ---------------------------------------------------------------------------------
@@ -308,7 +309,14 @@ class AttributionPanel(QWidget):
             on_progress=lambda fraction, stage: self._on_progress(token, fraction, stage),
             on_event=lambda record: self._on_partial(token, record))
 
+    def stop(self) -> None:
+        """The Cancel button: stop the computation and say so."""
+        self.cancel()
+        self.quantity.setText("")
+        self._say("Cancelled. Compute (or another token) runs it again.")
+
     def cancel(self) -> None:
+        """Drop the computation in progress (its late results are ignored)."""
         if self.job is not None:
             self.job.cancel()
             self.job = None
