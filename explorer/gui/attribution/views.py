@@ -30,10 +30,15 @@ def aopc_text(value: float) -> str:
     return f"{value:.4g}"
 
 
-def _item(text: str, align: Qt.AlignmentFlag = Qt.AlignLeft) -> QTableWidgetItem:
+LEFT = Qt.AlignLeft | Qt.AlignVCenter
+RIGHT = Qt.AlignRight | Qt.AlignVCenter
+_FLAGS = Qt.ItemIsEnabled | Qt.ItemIsSelectable
+
+
+def _item(text: str, align: Qt.AlignmentFlag = LEFT) -> QTableWidgetItem:
     item = QTableWidgetItem(text)
-    item.setTextAlignment(align | Qt.AlignVCenter)
-    item.setFlags(Qt.ItemIsEnabled | Qt.ItemIsSelectable)
+    item.setTextAlignment(align)
+    item.setFlags(_FLAGS)
     return item
 
 
@@ -75,9 +80,9 @@ class RankedList(QTableWidget):
             self.setRowCount(0)
             return
         ranked = record.ranked(method, RANKED_ROWS)
-        _fill(self, [[_item(str(row + 1), Qt.AlignRight), _item(str(position), Qt.AlignRight),
+        _fill(self, [[_item(str(row + 1), RIGHT), _item(str(position), RIGHT),
                       _item(display_piece(record.tokens[position], style)),
-                      _item(f"{score:+.4f}", Qt.AlignRight)]
+                      _item(f"{score:+.4f}", RIGHT)]
                      for row, (position, score) in enumerate(ranked)])
 
 
@@ -106,8 +111,8 @@ class FaithfulnessTable(QTableWidget):
             title = _item(method_title(name))
             title.setForeground(QColor(CURVE_COLORS.get(name, "#000000")))  # the plot's legend
             cells = [title,
-                     _item(aopc_text(curve.comprehensiveness), Qt.AlignRight),
-                     _item(aopc_text(curve.sufficiency), Qt.AlignRight)]
+                     _item(aopc_text(curve.comprehensiveness), RIGHT),
+                     _item(aopc_text(curve.sufficiency), RIGHT)]
             for cell in cells:
                 if name == method:
                     cell.setFont(bold)
@@ -143,8 +148,7 @@ class DeletionPlot(pg.PlotWidget):
             y = np.asarray(curve.deletion, dtype=np.float64)
             item = self.curves.get(name)
             if item is None:
-                item = self.plot(x, y, pen=pen, symbol="o", symbolSize=4,
-                                 symbolBrush=color, symbolPen=None)
+                item = self.plot(x, y, pen=pen)
                 self.curves[name] = item
             else:
                 item.setData(x, y, pen=pen)
