@@ -15,7 +15,7 @@ from PySide6.QtWidgets import QDockWidget
 from explorer.gui.attribution.panel import AttributionPanel
 
 DOCK_TITLE = "Attribution"
-SHORTCUT = "Ctrl+Shift+A"
+SHORTCUT = "Ctrl+Shift+I"
 
 
 def install(window: Any) -> AttributionPanel:
