@@ -167,3 +167,23 @@ def test_a_new_run_clears_the_old_heat_and_recomputes(qtbot, window):
     record = blocker.args[0]
     assert record.tokens == window.controller.result.tokens
     np.testing.assert_array_equal(window.tokens_panel.model.heat, record.scores[panel.method])
+
+
+def test_an_ablated_run_is_explained_with_the_same_heads_ablated(qtbot, window):
+    from explorer.backend.ablation import ablating
+    from explorer.core.ablation import Ablation
+
+    load_and_run(qtbot, window, "tiny-gpt2", PROMPT)
+    panel = panel_of(window)
+    plain = open_panel(qtbot, window, panel)
+    ablation = Ablation(frozenset({(1, 0), (1, 2)}), "zero")
+    record = computed(qtbot, panel, lambda: window.controller.set_ablation(ablation))
+    assert window.controller.shown_ablation == ablation
+    model = window.controller.worker.model
+    with ablating(model, ablation):
+        expected = attribute(model, PROMPT, methods=["grad_x_input"], faithfulness=False)
+    assert record.target.id == expected.target.id
+    np.testing.assert_allclose(record.scores["grad_x_input"], expected.scores["grad_x_input"],
+                               rtol=1e-4, atol=1e-7)
+    assert not np.allclose(record.scores["grad_x_input"], plain.scores["grad_x_input"], atol=1e-6)
+    assert "2 head(s) ablated" in panel.quantity.text()

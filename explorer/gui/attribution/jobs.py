@@ -20,7 +20,9 @@ Job = Callable[[Any, Any, Callable[[object], None]], Attribution]
 class Request:
     """What the panel asks for: one position of one run, a target and the settings.
 
-    target: "top1", "actual" or "typed" (then ``typed`` holds the token text)."""
+    target: "top1", "actual" or "typed" (then ``typed`` holds the token text).
+    ablation: the heads knocked out in the shown run (a core Ablation, or None): the
+    attribution explains the same (ablated) model the other panels show."""
 
     run: RunResult
     position: int
@@ -30,6 +32,7 @@ class Request:
     steps: int = 32
     baseline: str = "zero"
     seed: int = 0
+    ablation: Any = None
 
 
 def target_arguments(request: Request) -> dict[str, Any]:
@@ -43,11 +46,13 @@ def target_arguments(request: Request) -> dict[str, Any]:
 
 def attribution_job(request: Request, faithfulness: bool = True) -> Job:
     def job(model: Any, task: Any, emit: Callable[[object], None]) -> Attribution:
+        from explorer.backend.ablation import ablating
         from explorer.backend.attribution import attribute
 
         methods: Sequence[str] | None = request.methods or None
-        return attribute(model, request.run.prompt, position=request.position, methods=methods,
-                         steps=request.steps, baseline=request.baseline, seed=request.seed,
-                         faithfulness=faithfulness, run=request.run, task=task, on_scores=emit,
-                         **target_arguments(request))
+        with ablating(model, request.ablation):
+            return attribute(model, request.run.prompt, position=request.position,
+                             methods=methods, steps=request.steps, baseline=request.baseline,
+                             seed=request.seed, faithfulness=faithfulness, run=request.run,
+                             task=task, on_scores=emit, **target_arguments(request))
     return job

@@ -282,7 +282,8 @@ class AttributionPanel(QWidget):
             return None
         return Request(run=run, position=position, target=kind if causal else "top1",
                        typed=self.typed.text(), methods=METHODS if causal else ENCODER_METHODS,
-                       steps=self.steps.value(), baseline=self.baseline_box.currentText())
+                       steps=self.steps.value(), baseline=self.baseline_box.currentText(),
+                       ablation=getattr(self.controller, "shown_ablation", None))
 
     def compute(self) -> None:
         self._timer.stop()
@@ -421,9 +422,13 @@ class AttributionPanel(QWidget):
         target = record.target
         kind = dict(TARGETS).get(self.request.target if self.request else "top1", "")
         log_p = math.log(max(target.prob, 1e-45))
+        ablation = self.request.ablation if self.request else None
+        ablated = "" if ablation is None or ablation.empty else (
+            f" Model with {len(ablation.heads)} head(s) ablated ({ablation.mode}), as in the "
+            "other panels.")
         return (f"Explaining <b>f = {escape(self._explained(record, style))}</b> = {log_p:.3f} "
                 f"(p = {target.prob:.4g}; target: {escape(kind)}, id {target.id}). "
-                f"Method: <b>{escape(method_title(self.method))}</b>.")
+                f"Method: <b>{escape(method_title(self.method))}</b>.{escape(ablated)}")
 
     @staticmethod
     def _gap_text(record: Attribution | None) -> str:
