@@ -60,9 +60,9 @@ activations kept for the backward pass."""
 FORWARD_BATCH_TOKENS = 2048
 """Tokens per no-gradient forward of the deletion curves."""
 SDPA_FROM_TOKENS = 512
-"""From this many tokens the gradient and deletion passes use torch's sdpa kernel (no
-T × T weights kept for the backward); below it the eager kernel, faster here on short
-inputs (docs/attribution.md)."""
+"""From this many tokens the gradient passes use torch's sdpa kernel (no T × T weights kept
+for the backward); below it the eager kernel, 2-4x faster here for the backward on short
+inputs (docs/attribution.md). The deletion forwards (no backward) always use sdpa."""
 
 
 # --------------------------------------------------------------------------- inputs
