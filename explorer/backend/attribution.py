@@ -140,9 +140,11 @@ def _cancellable(model: Any, task: TaskState) -> Iterator[None]:
 
 
 @contextmanager
-def attention_kernel(model: Any, tokens: int, sdpa_from: int = SDPA_FROM_TOKENS) -> Iterator[bool]:
-    """While active the model attends with sdpa from ``sdpa_from`` tokens on (when it can
-    switch), else as loaded (eager). Yields True when the eager kernel is in use."""
+def attention_kernel(model: Any, tokens: int, sdpa_from: int | None = None) -> Iterator[bool]:
+    """While active the model attends with sdpa from ``sdpa_from`` (default SDPA_FROM_TOKENS)
+    tokens on (when it can switch), else as loaded (eager). Yields True when the eager
+    kernel is in use."""
+    sdpa_from = SDPA_FROM_TOKENS if sdpa_from is None else sdpa_from
     previous = getattr(model.config, "_attn_implementation", "eager")
     can_switch = getattr(model, "_can_set_attn_implementation", None)
     switched = False
