@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 
 from PySide6.QtCore import QByteArray, QSettings, QSize, Qt, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QKeySequence
+from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
     QDockWidget,
     QFileDialog,
@@ -43,7 +43,7 @@ EMBEDDED = (("smollm2", "SmolLM2-135M-Instruct (decoder, RoPE)"),
 DEFAULT_PROMPT = ("Classify this review:\nI loved this movie!\nSentiment: Positive\n\n"
                   "Classify this review:\nI don't like this chair.\nSentiment:")
 LAYOUT_VERSION = 2
-FEATURES = ("explorer.gui.playground", "explorer.gui.compare")
+FEATURES = ("explorer.gui.playground", "explorer.gui.compare", "explorer.gui.ablation")
 """Modules with ``install(window) -> object``: each adds its docks, windows and menu entries."""
 DEFAULT_SIZE = QSize(1500, 1000)
 MAX_PANEL_MIN_WIDTH = 360
@@ -220,6 +220,19 @@ class MainWindow(QMainWindow):
         auto.toggled.connect(lambda on: setattr(self.prompt_panel, "auto_run", on))
         run_menu.addAction(run_now)
         run_menu.addAction(auto)
+        run_menu.addSeparator()
+        modes = run_menu.addMenu("&Attention")
+        self.attention_actions: dict[str, QAction] = {}
+        group = QActionGroup(self)
+        for mode, text in (("auto", "Auto (full below 1,024 tokens, lazy from there)"),
+                           ("full", "Full: keep every map"),
+                           ("lazy", "Lazy: rebuild maps from queries and keys")):
+            action = QAction(text, self, checkable=True)
+            action.triggered.connect(lambda _=False, m=mode: self.set_attention_mode(m))
+            group.addAction(action)
+            modes.addAction(action)
+            self.attention_actions[mode] = action
+        self.attention_actions["auto"].setChecked(True)
 
     def _wire(self) -> None:
         c = self.controller
@@ -228,6 +241,12 @@ class MainWindow(QMainWindow):
         self.attention_panel.token_selected.connect(c.select_token)
         self.attention_panel.head_selected.connect(c.select_head)
         self.attention_panel.options_changed.connect(lambda o: c.set_options(**o))
+        self.attention_panel.cancel_thumbnails.connect(c.cancel_thumbnails)
+        self.attention_panel.set_sources(c.detail, c.window)
+        c.detail_ready.connect(self.attention_panel.detail_arrived)
+        c.window_ready.connect(self.attention_panel.window_arrived)
+        c.thumbnails_changed.connect(self.attention_panel.thumbnails_arrived)
+        c.thumbnail_progress.connect(self.attention_panel.thumbnail_progress)
         self.positional_panel.options_changed.connect(lambda o: c.set_options(**o))
         c.run_changed.connect(self._show_run)
         c.selection_changed.connect(self._show_selection)
@@ -252,6 +271,14 @@ class MainWindow(QMainWindow):
         self.controller.submit(count_tokens_job(text),
                                on_done=lambda n: self.prompt_panel.show_count(text, n),
                                on_error=lambda message, cancelled: None)
+
+    def set_attention_mode(self, mode: str) -> None:
+        """How runs keep attention (auto / full / lazy); remembered, and the prompt runs again."""
+        if mode not in self.attention_actions:
+            return
+        self.attention_actions[mode].setChecked(True)
+        self.settings.setValue("run/attention", mode)
+        self.controller.set_attention_mode(mode)
 
     def step_head(self, layer_step: int, head_step: int) -> None:
         """Move the selected layer/head by a step (keyboard navigation), clamped to the model."""
@@ -393,6 +420,8 @@ class MainWindow(QMainWindow):
     # -- controller → panels -------------------------------------------------------------------
     def _show_run(self, view: RunView) -> None:
         result = view.result
+        for note in result.notes:
+            self.statusBar().showMessage(note, 15000)
         self.prompt_panel.show_result(result)
         self.tokens_panel.show_result(result)
         self.attention_panel.show_run(view, self.controller.selection)
@@ -423,6 +452,11 @@ class MainWindow(QMainWindow):
 
     # -- settings ------------------------------------------------------------------------------
     def _restore_settings(self) -> None:
+        mode = self.settings.value("run/attention", None)
+        if isinstance(mode, str) and mode in self.attention_actions:
+            self.controller.attention_mode = mode
+        if self.controller.attention_mode in self.attention_actions:
+            self.attention_actions[self.controller.attention_mode].setChecked(True)
         geometry = self.settings.value("window/geometry")
         state = self.settings.value("window/state")
         if isinstance(geometry, QByteArray):

@@ -13,12 +13,12 @@ def test_a_run_that_finishes_after_a_newer_request_is_never_shown(qtbot, window)
     old_started, release_old = threading.Event(), threading.Event()
     finished: list[str] = []
 
-    def analyze(model, prompt, top_k, task):
+    def analyze(model, prompt, top_k, task, *args, **kwargs):
         if prompt == "The old prompt":
             old_started.set()
             assert release_old.wait(30)  # still computing when the newer request comes
             task = TaskState()  # and it runs to the end instead of stopping at a layer
-        result = real(model, prompt, top_k, task)
+        result = real(model, prompt, top_k, task, *args, **kwargs)
         finished.append(prompt)
         return result
 
@@ -34,7 +34,7 @@ def test_a_run_that_finishes_after_a_newer_request_is_never_shown(qtbot, window)
     qtbot.waitUntil(lambda: window.controller.result.prompt.startswith("The new"), timeout=30000)
     assert finished == ["The old prompt", "The new prompt, typed while the old one ran"]
     assert shown == ["The new prompt, typed while the old one ran"]
-    assert window.tokens_panel.chips.count() == window.controller.result.num_tokens
+    assert window.tokens_panel.count() == window.controller.result.num_tokens
 
 
 def test_a_stale_result_delivered_after_the_newest_is_dropped(qtbot, window):
@@ -50,5 +50,5 @@ def test_a_stale_result_delivered_after_the_newest_is_dropped(qtbot, window):
     qtbot.waitUntil(lambda: True)  # let the queued delivery reach the controller
     window.controller.select_token(1)  # anything the panels draw now comes from the newest run
     assert window.controller.result.prompt == "The newest prompt"
-    assert window.tokens_panel.chips.count() == newest.result.num_tokens
+    assert window.tokens_panel.count() == newest.result.num_tokens
     assert "The first prompt" not in shown

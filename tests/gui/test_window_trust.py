@@ -144,9 +144,9 @@ def test_stale_panels_are_dimmed_until_the_new_result_arrives(qtbot, window):
     worker = window.controller.worker
     real, release = worker._analyze_fn, threading.Event()
 
-    def slow(model, prompt, top_k, task):
+    def slow(model, prompt, top_k, task, *args, **kwargs):
         assert release.wait(30)
-        return real(model, prompt, top_k, task)
+        return real(model, prompt, top_k, task, *args, **kwargs)
 
     worker._analyze_fn = slow
     qtbot.keyClicks(window.prompt_panel.editor, " More")  # typing: a run is scheduled

@@ -11,6 +11,7 @@ from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import QHBoxLayout, QPlainTextEdit, QPushButton, QVBoxLayout, QWidget
 
+from explorer.core.memory_estimate import describe_estimate
 from explorer.core.types import ModelInfo, RunResult
 from explorer.gui.widgets import ElidedLabel
 
@@ -34,7 +35,7 @@ class PromptPanel(QWidget):
         self.count_label.setObjectName("token-count")
         self.auto_run = True
         self._context_length: int | None = None
-        self._counts: dict[str, int] = {}  # text -> tokens, for the current model
+        self._counts: dict[str, tuple[int, str]] = {}  # text -> (tokens, run note)
         self._debounce = QTimer(self, singleShot=True, interval=DEBOUNCE_MS)
         self._debounce.timeout.connect(self.run_now)
         self._count_timer = QTimer(self, singleShot=True, interval=COUNT_DEBOUNCE_MS)
@@ -96,22 +97,30 @@ class PromptPanel(QWidget):
         self._update_count()
 
     def show_result(self, result: RunResult) -> None:
-        self.show_count(result.prompt, result.num_tokens)
+        mode = describe_estimate(result.model_info, result.num_tokens, result.attention_mode)
+        self.show_count(result.prompt, result.num_tokens, mode)
 
-    def show_count(self, text: str, tokens: int) -> None:
-        """``text`` is ``tokens`` tokens long for the loaded model."""
-        self._counts = {text: tokens}
+    def show_count(self, text: str, tokens: int, mode: str = "") -> None:
+        """``text`` is ``tokens`` tokens long for the loaded model (``mode``: the attention
+        mode and memory of a run of it)."""
+        self._counts = {text: (tokens, mode)}
         self._update_count()
 
     def _update_count(self) -> None:
         text = self.text()
-        limit = f" / {self._context_length} context" if self._context_length else ""
+        limit = f" / {self._context_length:,} context" if self._context_length else ""
         if not text:
             self.count_label.setText(f"0 tokens{limit}")
         elif text in self._counts:
-            self.count_label.setText(f"{self._counts[text]} tokens{limit}")
+            tokens, mode = self._counts[text]
+            self.count_label.setText(f"{tokens:,} tokens{limit}" + (f" · {mode}" if mode else ""))
         elif self._has_model:
             self.count_label.setText(f"counting tokens…{limit}")
             self._count_timer.start()
         else:
-            self.count_label.setText(f"{len(text)} characters; tokens are counted once a model is loaded")
+            self.count_label.setText(f"{len(text):,} characters; tokens are counted once a model "
+                                     "is loaded")
+        self.count_label.setToolTip(
+            f"{self.count_label.full_text()}\n\nCounted by the loaded model's tokenizer. After a "
+            "run: its attention mode and the memory it needed (full keeps every map; lazy "
+            "rebuilds maps from queries and keys; Run ▸ Attention).")
