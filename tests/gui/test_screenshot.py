@@ -98,7 +98,7 @@ def test_capture_applies_token_layer_and_head_in_the_scene_and_the_pixels(qtbot,
     # pixels: along the top edge of the selected row (row 5 of the map), the red outline
     image = QImage(str(out))
     assert (image.width(), image.height()) == (window.width(), window.height())
-    box = panel.map_plot.vb
+    box = panel.map_image.getViewBox()
 
     def window_point(x: float, y: float):
         scene = box.mapViewToScene(QPointF(x, y))
