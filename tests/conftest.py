@@ -1,11 +1,24 @@
 import os
+from pathlib import Path
 
-os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# GUI tests draw offscreen on one 1600 x 1000 screen (the size of the screen in issue 14),
+# so "the window never grows past the screen" is checked against a known screen.
+SCREEN_CONFIG = Path(__file__).parent / "support" / "offscreen_screen.json"
+os.environ.setdefault("QT_QPA_PLATFORM", f"offscreen:configfile={SCREEN_CONFIG}")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import pytest  # noqa: E402
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+# Hypothesis: "ci" is derandomised (the same examples on every run and every machine, no
+# example database), so a red build is never luck; "dev" explores new examples each run.
+# CI sets CI=true (GitHub Actions, GitLab and most others do); HYPOTHESIS_PROFILE overrides.
+settings.register_profile("ci", derandomize=True, database=None, deadline=None, print_blob=True,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("dev", deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev"))
 
 
 @pytest.fixture(scope="session")

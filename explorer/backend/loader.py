@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import struct
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -170,9 +171,15 @@ def _convert_gguf(path: Path, digest: str, cache: Path, task: TaskState) -> tupl
     except (Cancelled, ExplorerError):
         raise
     except Exception as exc:
+        if _is_corrupt_gguf_error(exc):
+            raise ModelLoadError(
+                f"The file '{path}' is corrupt: it starts with a valid GGUF header but the rest "
+                f"cannot be read ({_corruption_detail(exc)}). It may be truncated or damaged; "
+                "download or copy it again."
+            ) from exc
         raise ModelLoadError(
-            f"Could not read the GGUF file '{path}' (corrupt, truncated or an unsupported "
-            f"architecture): {_short(exc)}"
+            f"Could not read the GGUF file '{path}' (an unsupported architecture or a damaged "
+            f"file): {_short(exc)}"
         ) from exc
     task.progress(0.86, "Saving converted model to the cache")
     try:
@@ -181,6 +188,25 @@ def _convert_gguf(path: Path, digest: str, cache: Path, task: TaskState) -> tupl
     except OSError:
         pass  # a read-only cache only costs speed next time
     return model, tokenizer, cache
+
+
+def _is_corrupt_gguf_error(exc: BaseException) -> bool:
+    """True for failures of the file's bytes (not of an architecture transformers lacks):
+    text that is not UTF-8, or anything raised while the ``gguf`` reader parses the file."""
+    if isinstance(exc, (UnicodeDecodeError, struct.error, EOFError)):
+        return True
+    tb = exc.__traceback__
+    while tb is not None:
+        if str(tb.tb_frame.f_globals.get("__name__", "")).startswith("gguf."):
+            return True
+        tb = tb.tb_next
+    return False
+
+
+def _corruption_detail(exc: BaseException) -> str:
+    if isinstance(exc, UnicodeDecodeError):
+        return "a text field in its metadata is not valid UTF-8"
+    return _short(exc)
 
 
 def check_attentions_available(loaded: LoadedModel) -> None:

@@ -6,6 +6,8 @@ topk_tokens, positional, positional_kind, model_info, prompt, timings,
 last_probs, actual_next_probs, actual_next_ranks, attention_mode, notes;
 a lazy run writes queries float16[L, H, T, D], keys float16[L, KV, T, D] and
 attention_spec (JSON) instead of attentions, and a ``none`` run writes no attention.
+An export from the window adds export_context (JSON: model, prompt_sha256, position,
+layer, head and the view options on screen; see ``explorer.core.export``).
 Strings are stored as numpy unicode arrays, so ``np.load(path)`` works with
 the default ``allow_pickle=False``.
 
@@ -28,8 +30,10 @@ from explorer.core.types import ModelInfo, RunResult
 FORMAT_VERSION = 2  # 2: attention_mode, lazy queries/keys, notes
 
 
-def save_npz(result: RunResult, path: str | Path) -> Path:
-    """Write a run as an uncompressed NumPy archive; returns the path written."""
+def save_npz(result: RunResult, path: str | Path, context: dict[str, str] | None = None) -> Path:
+    """Write a run as an uncompressed NumPy archive; returns the path written.
+
+    ``context`` (what was on screen) is stored as the JSON string ``export_context``."""
     path = Path(path)
     if path.parent and not path.parent.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -45,6 +49,8 @@ def save_npz(result: RunResult, path: str | Path) -> Path:
         attention["queries"] = result.queries.astype(np.float16)
         attention["keys"] = result.keys.astype(np.float16)
         attention["attention_spec"] = np.array(result.attention_spec.to_json())
+    extra = {} if context is None else {
+        "export_context": np.array(json.dumps(context, ensure_ascii=False))}
     with path.open("wb") as handle:
         np.savez(
             handle,
@@ -67,6 +73,7 @@ def save_npz(result: RunResult, path: str | Path) -> Path:
             actual_next_probs=result.actual_next_probs,
             actual_next_ranks=result.actual_next_ranks,
             format_version=np.array(FORMAT_VERSION, dtype=np.int64),
+            **extra,
         )
     return path
 
@@ -104,6 +111,14 @@ def load_npz(path: str | Path) -> RunResult:
             attention_spec=spec,
             notes=tuple(json.loads(str(data["notes"]))) if "notes" in names else (),
         )
+
+
+def read_export_context(path: str | Path) -> dict[str, str] | None:
+    """The ``export_context`` of an archive exported from the window (None if absent)."""
+    with np.load(Path(path), allow_pickle=False) as data:
+        if "export_context" not in data.files:
+            return None
+        return json.loads(str(data["export_context"]))
 
 
 def _top_after_last(result: RunResult, n: int) -> list[dict[str, Any]]:

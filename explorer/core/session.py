@@ -117,6 +117,9 @@ EXTRA_RULES: dict[str, dict[str, tuple[Any, str]]] = {
         "top_p": (lambda v: _number(v) and 0 < v <= 1, "a number in (0, 1]"),
         "repetition_penalty": (lambda v: _number(v) and v > 0, "a number > 0"),
         "prompt": (lambda v: isinstance(v, str), "a string"),
+        "branches": (lambda v: isinstance(v, list) and all(isinstance(b, dict) for b in v),
+                     "a list of branch recipes (see explorer.core.replay)"),
+        "current_branch": (lambda v: v is None or _non_negative_int(v), "a branch number"),
     },
 }
 """Values the comparison view and the playground read back; anything else is ignored."""

@@ -35,6 +35,30 @@ def _visible_text(text: str) -> str:
     return text.replace(" ", SPACE_MARK).replace("\n", NEWLINE_MARK).replace("\t", TAB_MARK)
 
 
+def piece_text(piece: str, style: str = "byte_level") -> str:
+    """The text a token piece stands for, as plain characters (no visible markers).
+
+    "Ġis" -> " is", "âĢĻ" -> "’", "Ċ" -> "\\n", "▁the" (sentencepiece) -> " the",
+    "<0x0A>" -> "\\n"; special tokens ("<|im_end|>", "[CLS]") unchanged. Partial UTF-8
+    stays as its hex bytes ("<E2><80>") because it is no text on its own.
+    """
+    byte = _BYTE_TOKEN.match(piece)
+    if byte:
+        value = int(byte.group(1), 16)
+        return chr(value) if value < 0x80 else f"<{value:02X}>"
+    if piece.startswith("<") and piece.endswith(">") or piece.startswith("[") and piece.endswith("]"):
+        return piece
+    if style == "sentencepiece" or (style != "byte_level" and "▁" in piece):
+        return piece.replace("▁", " ")
+    if style == "byte_level" and piece and all(ch in _BYTE_DECODER for ch in piece):
+        raw = bytes(_BYTE_DECODER[ch] for ch in piece)
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return "".join(f"<{b:02X}>" for b in raw)
+    return piece
+
+
 def display_piece(piece: str, style: str = "byte_level") -> str:
     """A token piece as a person should see it.
 

@@ -6,12 +6,13 @@ import argparse
 import os
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import QSettings, QTimer
 from PySide6.QtWidgets import QApplication
 
-from explorer.gui.main_window import DEFAULT_PROMPT, MainWindow
+from explorer.gui.main_window import DEFAULT_PROMPT, DEFAULT_SIZE, MainWindow
 from explorer.gui.plotting import configure_pyqtgraph
 from explorer.gui.run_view import RunView
 
@@ -27,10 +28,14 @@ def application() -> QApplication:
 
 
 class ScreenshotRun:
-    """Open, run, apply the selection, save the window as PNG, exit. Exit code 2 on failure."""
+    """Open, run, apply the selection, save the window as PNG, exit. Exit code 2 on failure.
 
-    def __init__(self, window: MainWindow, args: argparse.Namespace, out: Path) -> None:
+    ``finish`` ends the capture (default: quit the application; tests pass their own)."""
+
+    def __init__(self, window: MainWindow, args: argparse.Namespace, out: Path,
+                 finish: Callable[[], None] | None = None) -> None:
         self.window, self.args, self.out = window, args, out
+        self.finish = finish or (lambda: QApplication.instance().quit())
         self.exit_code = 2
         self._applied = False
         window.run_displayed.connect(self._on_displayed)
@@ -62,14 +67,14 @@ class ScreenshotRun:
             self.exit_code = 0
         else:
             print(f"error: could not write {self.out}", file=sys.stderr)
-        QApplication.instance().quit()
+        self.finish()
 
     def _fail(self, message: str) -> None:
         if self.exit_code == 0:
             return
         print(f"error: {message}", file=sys.stderr)
         self.exit_code = 2
-        QTimer.singleShot(0, QApplication.instance().quit)  # leave the signal handler first
+        QTimer.singleShot(0, self.finish)  # leave the signal handler first
 
 
 def choose_platform(screenshot: bool) -> str | None:
@@ -95,6 +100,8 @@ def run_gui(args: argparse.Namespace, prompt: str | None) -> int:
         scratch = tempfile.mkdtemp(prefix="attention-explorer-capture-")
         settings = QSettings(os.path.join(scratch, "settings.ini"), QSettings.IniFormat)
     window = MainWindow(settings=settings)
+    if args.screenshot:  # no physical screen to fit: captures keep the documented size
+        window.resize(DEFAULT_SIZE)
     if prompt is None:
         prompt = DEFAULT_PROMPT if args.screenshot else window.last_prompt()
     window.prompt_panel.set_text(prompt)

@@ -117,6 +117,9 @@ class Controller(QObject):
         self._running_id = 0
         self._prompt = ""
         self._follow_last = True
+        self._wanted_head = (0, 0)  # the layer/head the user asked for, before any clamp
+        self.source: str | None = None  # what the panels show: None = the editor's prompt
+        self._pending_source: str | None = None
 
     # -- state ----------------------------------------------------------------------
     @property
@@ -175,6 +178,7 @@ class Controller(QObject):
             self.error.emit("No model is loaded. Choose one from the Model menu.")
             return None
         self._running_id = request
+        self._pending_source = None
         self.running_changed.emit(True)
         self._running_ablation = self.ablation
         self._run_requested.emit(request, prompt, self.top_k, self.attention_mode, self.ablation)
@@ -215,14 +219,19 @@ class Controller(QObject):
         self._job_requested.emit(job.id, fn)
         return job
 
-    def show_result(self, result: RunResult, selection: Selection | None = None) -> int:
+    def show_result(self, result: RunResult, selection: Selection | None = None,
+                    source: str | None = None) -> int:
         """Show a result computed elsewhere (a generated sequence, a comparison column) in
-        every panel, with ``selection`` applied. The thumbnails are built in the worker."""
+        every panel, with ``selection`` applied. The thumbnails are built in the worker.
+        ``source`` names what is shown ("column B", "generated text, branch 2") for the
+        notice above the panels; None means the editor's prompt."""
         request = self._next_id()
         self.worker.supersede_runs(request)
         self._running_id = request
+        self._pending_source = source
         if selection is not None:
             self.selection = selection
+            self._wanted_head = (selection.layer, selection.head)
             self._follow_last = False
         self._prompt = result.prompt
         self._running_ablation = None
@@ -260,7 +269,16 @@ class Controller(QObject):
         self._set_selection(self.selection.with_(token=index))
 
     def select_head(self, layer: int, head: int) -> None:
+        """Select a head. The request is remembered: a model with fewer layers or heads
+        shows the nearest one, and the requested one comes back with a model that has it."""
+        self._wanted_head = (layer, head)
         self._set_selection(self.selection.with_(layer=layer, head=head, head_mean=False))
+
+    def adopt_shown_prompt(self) -> None:
+        """The editor now holds the shown run's text: the panels show the editor's prompt."""
+        if self.result is not None:
+            self.source = None
+            self._prompt = self.result.prompt
 
     def set_options(self, **options: bool) -> None:
         self._set_selection(self.selection.with_(**options))
@@ -313,15 +331,17 @@ class Controller(QObject):
         if request != self._running_id:
             return  # an older run finished after a newer one was requested
         self._running_id = 0
-        self.running_changed.emit(False)
         self.view = view
+        self.source = self._pending_source
         self.shown_ablation = self._running_ablation
         self._map_cache.clear()
         n = view.result.num_tokens
-        selection = self.selection
+        layer, head = self._wanted_head
+        selection = self.selection.with_(layer=layer, head=head)
         if self._follow_last:
             selection = selection.with_(token=n - 1)
         self.selection = selection.clamped(n, view.result.model_info)
+        self.running_changed.emit(False)
         self.run_changed.emit(view)
         self.selection_changed.emit(self.selection)
         self._stream_thumbnails()

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import importlib
 
-from PySide6.QtCore import QByteArray, QSettings, Qt, Signal
-from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence
+from PySide6.QtCore import QByteArray, QSettings, QSize, Qt, Signal
+from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
     QDockWidget,
     QFileDialog,
-    QHBoxLayout,
     QInputDialog,
     QLabel,
     QMainWindow,
@@ -22,17 +21,22 @@ from PySide6.QtWidgets import (
 )
 
 from explorer.core.errors import ExplorerError
+from explorer.core.export import ExportContext
 from explorer.core.selection import Selection
 from explorer.core.types import ModelInfo
-from explorer.gui import exports
+from explorer.gui import exports, help_dialog
 from explorer.gui.controller import Controller
+from explorer.gui.freshness import Freshness
+from explorer.gui.notice_bar import ErrorBanner, NoticeBar
 from explorer.gui.panels.attention_panel import AttentionPanel
 from explorer.gui.panels.positional_panel import PositionalPanel
 from explorer.gui.panels.probability_panel import ProbabilityPanel
 from explorer.gui.panels.prompt_panel import PromptPanel
 from explorer.gui.panels.tokens_panel import TokensPanel
+from explorer.gui.prompt_jobs import count_tokens_job
 from explorer.gui.run_view import RunView
 from explorer.gui.sessions import SessionManager
+from explorer.gui.widgets import ElidedLabel
 
 EMBEDDED = (("smollm2", "SmolLM2-135M-Instruct (decoder, RoPE)"),
             ("minilm", "all-MiniLM-L6-v2 (encoder, learned positions)"))
@@ -42,28 +46,14 @@ LAYOUT_VERSION = 2
 FEATURES = ("explorer.gui.playground", "explorer.gui.compare", "explorer.gui.ablation",
             "explorer.gui.attribution")
 """Modules with ``install(window) -> object``: each adds its docks, windows and menu entries."""
-
-
-class ErrorBanner(QWidget):
-    """A dismissable red message at the top of the window (never a blocking dialog)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.label = QLabel("")
-        self.label.setWordWrap(True)
-        self.label.setTextInteractionFlags(Qt.TextSelectableByMouse)
-        close = QPushButton("Dismiss")
-        close.clicked.connect(self.hide)
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(8, 4, 8, 4)
-        layout.addWidget(self.label, 1)
-        layout.addWidget(close)
-        self.setStyleSheet("background:#fde2e1; color:#8a1f11;")
-        self.hide()
-
-    def show_message(self, text: str) -> None:
-        self.label.setText(text)
-        self.show()
+DEFAULT_SIZE = QSize(1500, 1000)
+MAX_PANEL_MIN_WIDTH = 360
+"""A panel's minimum width is fixed when the window is built (its hint then, at most this and
+at most a fifth of the screen): content that arrives later (long tokens, labels, prompts)
+scrolls or elides inside the panel and never widens the window, even with every dock open."""
+MAX_PANEL_MIN_HEIGHT = 420
+SCREEN_SHARE = 5
+__all__ = ["ErrorBanner", "MainWindow"]
 
 
 class MainWindow(QMainWindow):
@@ -79,12 +69,14 @@ class MainWindow(QMainWindow):
         self.attention_panel = AttentionPanel()
         self.probability_panel = ProbabilityPanel()
         self.positional_panel = PositionalPanel()
-        self.banner = ErrorBanner()
+        self.notice_bar = NoticeBar()
+        self.banner = self.notice_bar.error  # errors cover the notice: the layout never moves
 
         central = QWidget()
         central_layout = QVBoxLayout(central)
         central_layout.setContentsMargins(0, 0, 0, 0)
-        central_layout.addWidget(self.banner)
+        central_layout.setSpacing(0)
+        central_layout.addWidget(self.notice_bar)
         central_layout.addWidget(self.attention_panel, 1)
         self.setCentralWidget(central)
         self.docks: dict[str, QDockWidget] = {}
@@ -95,15 +87,20 @@ class MainWindow(QMainWindow):
         self.splitDockWidget(self.docks["Prompt"], self.docks["Tokens"], Qt.Horizontal)
         self.setCorner(Qt.BottomRightCorner, Qt.RightDockWidgetArea)
         self.setCorner(Qt.TopRightCorner, Qt.RightDockWidgetArea)
-        self.probability_panel.setMinimumWidth(340)
         self._build_status_bar()
         self.extras_providers: list = []  # objects with session_extras() / apply_session_extras()
         self._build_menus()
         self.sessions = SessionManager(self, self.settings)
         self.tools_menu = self.menuBar().addMenu("&Tools")
         self.features = {name: importlib.import_module(name).install(self) for name in FEATURES}
+        self.help_menu = self.menuBar().addMenu("&Help")
+        self.help_menu.addAction(self._action("&Getting started", self.show_getting_started, "F1"))
+        self.freshness = Freshness(self.controller, self.prompt_panel, self.notice_bar,
+                                   [self.tokens_panel, self.attention_panel,
+                                    self.probability_panel, self.positional_panel], self)
         self._wire()
-        self.resize(1500, 1000)
+        self._pin_minimum_sizes()
+        self.resize(self.fitting_size(DEFAULT_SIZE))
         self.resizeDocks([self.docks["Prompt"], self.docks["Tokens"]], [130, 130], Qt.Vertical)
         self.resizeDocks([self.docks["Prompt"], self.docks["Tokens"]], [450, 700], Qt.Horizontal)
         self.resizeDocks([self.docks["Next-token probabilities"]], [400], Qt.Horizontal)
@@ -119,9 +116,29 @@ class MainWindow(QMainWindow):
         self.addDockWidget(area, dock)
         self.docks[title] = dock
 
+    def _pin_minimum_sizes(self) -> None:
+        """Fix every panel's minimum size now (see MAX_PANEL_MIN_WIDTH)."""
+        screen = self.fitting_size(QSize(10**6, 10**6))
+        cap_width = min(MAX_PANEL_MIN_WIDTH, screen.width() // SCREEN_SHARE)
+        cap_height = min(MAX_PANEL_MIN_HEIGHT, screen.height() // SCREEN_SHARE)
+        self.probability_panel.setMinimumWidth(min(340, cap_width))  # room for the bar labels
+        for widget in [dock.widget() for dock in self.docks.values()] + [self.attention_panel]:
+            hint = widget.minimumSizeHint()
+            widget.setMinimumSize(max(widget.minimumWidth(), min(hint.width(), cap_width), 1),
+                                  max(widget.minimumHeight(), min(hint.height(), cap_height), 1))
+
+    def fitting_size(self, wanted: QSize) -> QSize:
+        """``wanted``, made small enough for the screen's available area."""
+        screen = self.screen() or QGuiApplication.primaryScreen()
+        if screen is None:
+            return wanted
+        available = screen.availableGeometry()
+        return QSize(min(wanted.width(), available.width()), min(wanted.height(), available.height()))
+
     def _build_status_bar(self) -> None:
         bar = self.statusBar()
-        self.model_label = QLabel("No model")
+        self.model_label = ElidedLabel("No model")
+        self.model_label.setMinimumWidth(120)
         self.progress = QProgressBar()
         self.progress.setRange(0, 1000)
         self.progress.setMaximumWidth(260)
@@ -178,9 +195,13 @@ class MainWindow(QMainWindow):
         for name, widget in self.export_targets.items():
             export_menu.addAction(self._action(f"{name} as PNG…", lambda _=False, w=widget, n=name: self._export_image(w, n, "png")))
             export_menu.addAction(self._action(f"{name} as SVG…", lambda _=False, w=widget, n=name: self._export_image(w, n, "svg")))
-        file_menu.addAction(self._action("Copy window &image", lambda: exports.copy_image(self), "Ctrl+Shift+C"))
+        file_menu.addAction(self._action("Copy window &image",
+                                         lambda: exports.copy_image(self, self.export_context()),
+                                         "Ctrl+Shift+C"))
         file_menu.addSeparator()
-        file_menu.addAction(self._action("&Quit", self.close, QKeySequence.Quit))
+        quit_action = self._action("&Quit", self.close, "Ctrl+Q")  # not QKeySequence.Quit:
+        quit_action.setShortcutContext(Qt.ApplicationShortcut)  # empty on some desktops
+        file_menu.addAction(quit_action)
 
         view_menu = self.menuBar().addMenu("&View")
         for dock in self.docks.values():
@@ -234,12 +255,23 @@ class MainWindow(QMainWindow):
         c.load_state.connect(self._show_load_state)
         c.running_changed.connect(lambda on: self.running_label.setText("Running…" if on else ""))
         c.error.connect(self.banner.show_message)
+        self.prompt_panel.count_requested.connect(self._count_tokens)
         c.consent_needed.connect(self._on_consent_needed)
         c.status.connect(lambda text: self.statusBar().showMessage(text, 6000))
 
     # -- actions ----------------------------------------------------------------------------
     def load_model(self, spec: str, **options: bool) -> None:
         self.controller.load_model(spec, **options)
+
+    def show_getting_started(self) -> None:
+        help_dialog.show_getting_started(self)
+
+    def _count_tokens(self, text: str) -> None:
+        if self.controller.model_info is None and not self.controller.loading:
+            return
+        self.controller.submit(count_tokens_job(text),
+                               on_done=lambda n: self.prompt_panel.show_count(text, n),
+                               on_error=lambda message, cancelled: None)
 
     def set_attention_mode(self, mode: str) -> None:
         """How runs keep attention (auto / full / lazy); remembered, and the prompt runs again."""
@@ -295,24 +327,32 @@ class MainWindow(QMainWindow):
         else:
             self.statusBar().showMessage(f"Saved {what}", 5000)
 
+    def export_context(self) -> ExportContext | None:
+        """What the panels show now, written into every export (None before a run)."""
+        result = self.controller.result
+        return None if result is None else ExportContext.of(result, self.controller.selection)
+
     def _export_image(self, widget: QWidget, name: str, fmt: str) -> None:
         default = f"{name.lower().replace(' ', '-')}.{fmt}"
         path = self._ask_path(f"Save {name} as {fmt.upper()}", default, f"{fmt.upper()} (*.{fmt})")
         if path:
             save = exports.save_png if fmt == "png" else exports.save_svg
-            self._write(path, lambda: save(widget, path))
+            context = self.export_context()
+            self._write(path, lambda: save(widget, path, context))
 
     def _export_npz(self) -> None:
         result = self._need_result()
         path = result is not None and self._ask_path("Export run", "run.npz", "NumPy archive (*.npz)")
         if path:
-            self._write(path, lambda: exports.save_run(result, path))
+            context = self.export_context()
+            self._write(path, lambda: exports.save_run(result, path, context))
 
     def _export_attention_csv(self) -> None:
         result = self._need_result()
         path = result is not None and self._ask_path("Export attention", "attention.csv", "CSV (*.csv)")
         if path:
-            self._write(path, lambda: exports.save_attention_csv(self.attention_panel, result, path))
+            selection = self.controller.selection
+            self._write(path, lambda: exports.save_attention_csv(result, selection, path))
 
     def _export_probabilities_csv(self) -> None:
         result = self._need_result()
@@ -321,8 +361,8 @@ class MainWindow(QMainWindow):
             return
         path = result is not None and self._ask_path("Export probabilities", "probabilities.csv", "CSV (*.csv)")
         if path:
-            position = self.controller.selection.token
-            self._write(path, lambda: exports.save_probabilities_csv(result, position, path))
+            selection = self.controller.selection
+            self._write(path, lambda: exports.save_probabilities_csv(result, selection, path))
 
     # -- sessions ---------------------------------------------------------------------------------
     def _save_session(self) -> None:

@@ -4,25 +4,35 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from PySide6.QtCore import QObject, QSettings, QTimer
 
 from explorer.core.selection import Selection
 from explorer.core.session import ModelRef, Session, SessionError, read_session, write_session
 
-if TYPE_CHECKING:
-    from explorer.gui.main_window import MainWindow
-
 MAX_RECENT = 8
 AUTOSAVE_MS = 1000
+
+
+class SessionHost(Protocol):
+    """What a session needs from the window (the main window provides it; this module never
+    imports it, so the two do not import each other)."""
+
+    prompt_panel: Any  # PromptPanel
+    controller: Any  # Controller
+    run_displayed: Any  # Signal(RunView)
+
+    def session_extras(self) -> dict: ...
+    def apply_session_extras(self, extras: dict) -> None: ...
+    def load_model(self, spec: str, **options: bool) -> None: ...
 
 
 class SessionManager(QObject):
     """Builds a Session from the window and applies one to it."""
 
-    def __init__(self, window: MainWindow, settings: QSettings) -> None:
-        super().__init__(window)
+    def __init__(self, window: SessionHost, settings: QSettings) -> None:
+        super().__init__(window)  # type: ignore[arg-type]
         self.window = window
         self.settings = settings
         self._pending_selection: Selection | None = None

@@ -83,7 +83,35 @@ def test_truncated_gguf(tmp_path, capsys):
     with source.open("rb") as handle:
         truncated.write_bytes(handle.read(2_000_000))
     code, _, err = run_cli(capsys, "--model", str(truncated), "--prompt", "x", "--out", str(tmp_path / "r.npz"))
-    assert code == 2 and "Could not read the GGUF file" in err
+    assert code == 2 and f"The file '{truncated}' is corrupt" in err and "truncated" in err
+
+
+def crafted_gguf(path, name: bytes) -> bytes:
+    """A small, well-formed GGUF (llama metadata, one tensor); returns its bytes."""
+    import gguf
+
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_name(name.decode("ascii"))
+    writer.add_context_length(64)
+    writer.add_tensor("token_embd.weight", np.ones((4, 8), np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path.read_bytes()
+
+
+def test_gguf_with_valid_header_and_corrupt_body_names_the_file(tmp_path, capsys):
+    path = tmp_path / "damaged.gguf"
+    name = b"tiny-crafted-model"
+    data = crafted_gguf(path, name)
+    assert data[:4] == b"GGUF" and data.count(name) == 1
+    # the same length, so every offset stays valid: only the text is no longer UTF-8
+    path.write_bytes(data.replace(name, b"\xff\xfe" + name[2:]))
+    code, _, err = run_cli(capsys, "--model", str(path), "--prompt", "x", "--out", str(tmp_path / "r.npz"))
+    assert code == 2
+    assert f"The file '{path}' is corrupt" in err and "not valid UTF-8" in err
+    assert "UnicodeDecodeError" not in err and "Traceback" not in err
 
 
 def test_corrupt_safetensors(tiny_gpt2_folder, tmp_path, capsys):

@@ -76,3 +76,25 @@ def test_second_load_reads_the_cache(smollm2):
     b = analyze(smollm2, PROMPT)
     np.testing.assert_array_equal(a.topk_ids, b.topk_ids)
     np.testing.assert_allclose(a.topk_logits, b.topk_logits, atol=1e-5)
+
+
+def test_the_cache_equals_transformers_reading_the_gguf_directly(smollm2):
+    """Every run, not only the first conversion: the cached safetensors model has the same
+    tokenizer, weights and logits as transformers' own ``gguf_file=`` load (~30 s)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = EMBEDDED_MODELS["smollm2"].locate()
+    assert smollm2.info.source == str(gguf_cache.cache_dir_for(path))  # we test the cache
+    direct = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name,
+                                                  attn_implementation="eager", dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+    ids = tokenizer(PROMPT)["input_ids"]
+    assert smollm2.tokenizer(PROMPT)["input_ids"] == ids
+    cached, reference = smollm2.model.state_dict(), direct.state_dict()
+    assert cached.keys() == reference.keys()
+    different = [name for name in reference if not torch.equal(cached[name], reference[name])]
+    assert different == []
+    with torch.no_grad():
+        ours = smollm2.model(input_ids=torch.tensor([ids])).logits
+        theirs = direct(input_ids=torch.tensor([ids])).logits
+    torch.testing.assert_close(ours, theirs, rtol=0, atol=0)

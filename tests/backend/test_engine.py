@@ -5,7 +5,6 @@ import pytest
 import torch
 
 from explorer.backend.engine import analyze
-from explorer.core import positional as pos
 from tests.support.tiny_models import loaded
 
 PROMPT = "Classify this review: I loved this movie! Sentiment:"
@@ -88,10 +87,13 @@ def test_rotary_positional_is_the_models_own_inv_freq():
     lm = loaded("llama")
     result = analyze(lm, PROMPT)
     assert result.positional_kind == "rotary"
+    # the model's own buffer, not the project's formula
+    inv_freq = lm.model.model.rotary_emb.inv_freq.detach().double().numpy()
+    positions = np.arange(result.num_tokens, dtype=np.float64)
+    np.testing.assert_allclose(result.positional, np.outer(positions, inv_freq), rtol=1e-5, atol=1e-6)
+    assert result.positional.shape == (result.num_tokens, len(inv_freq))
     head_dim = lm.info.hidden_size // lm.info.heads
-    expected = pos.rope_angles(result.num_tokens, pos.rope_inverse_frequencies(head_dim, 10000.0))
-    np.testing.assert_allclose(result.positional, expected, rtol=1e-5)
-    assert lm.info.rope_base == 10000.0 and lm.info.rope_dims == head_dim
+    assert lm.info.rope_base == 10000.0 and lm.info.rope_dims == head_dim == 2 * len(inv_freq)
     assert lm.info.kv_heads == 2 and lm.info.group_size == 2
 
 
@@ -110,18 +112,22 @@ def test_cancel_stops_the_forward_within_one_layer():
     from explorer.core.progress import TaskState
 
     lm = loaded("llama")  # 3 layers
-    layers_seen = []
-    original = lm.model.model.layers[0].self_attn.forward
+    layers = lm.model.model.layers
+    ran: list[int] = []  # the index of every layer whose attention actually ran
+    for index, layer in enumerate(layers):
+        original = layer.self_attn.forward
 
-    def counting(*args, **kwargs):
-        layers_seen.append(1)
-        return original(*args, **kwargs)
+        def counting(*args, _index=index, _original=original, **kwargs):
+            ran.append(_index)
+            return _original(*args, **kwargs)
 
-    lm.model.model.layers[0].self_attn.forward = counting
+        layer.self_attn.forward = counting
     try:
-        task = TaskState(is_cancel_requested=lambda: len(layers_seen) >= 1)
+        # cancel as soon as the first layer has run: a check only at the end would let all 3 run
+        task = TaskState(is_cancel_requested=lambda: len(ran) >= 1)
         with pytest.raises(Cancelled):
             analyze(lm, PROMPT, task=task)
     finally:
-        del lm.model.model.layers[0].self_attn.forward
-    assert len(layers_seen) == 1
+        for layer in layers:
+            del layer.self_attn.forward
+    assert ran == [0]

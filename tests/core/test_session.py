@@ -1,10 +1,7 @@
-import csv
 import json
 
-import numpy as np
 import pytest
 
-from explorer.core.export import write_attention_csv, write_probabilities_csv
 from explorer.core.selection import Selection
 from explorer.core.session import (
     FORMAT_VERSION,
@@ -15,7 +12,6 @@ from explorer.core.session import (
     read_session,
     write_session,
 )
-from tests.core.test_result_io import make_result
 
 
 def sample() -> Session:
@@ -81,13 +77,3 @@ def test_nan_is_refused():
         parse_session(text)
 
 
-def test_attention_and_probability_csv(tmp_path):
-    result = make_result()
-    matrix = result.attentions[0, 1].astype(np.float32)
-    rows = list(csv.reader(write_attention_csv(matrix, result, tmp_path / "a.csv").open()))
-    assert rows[0] == ["query \\ key", "0:a", "1:␣b", "2:␣c"]
-    assert [r[0] for r in rows[1:]] == ["0:a", "1:␣b", "2:␣c"]
-    np.testing.assert_allclose(np.array(rows[1:])[:, 1:].astype(float), matrix, atol=1e-6)
-    rows = list(csv.reader(write_probabilities_csv(result, 1, tmp_path / "p.csv").open()))
-    assert rows[0] == ["rank", "token_id", "token", "probability", "logit"]
-    assert rows[1][:3] == ["1", "0", "x"] and float(rows[1][3]) == pytest.approx(0.4)

@@ -21,3 +21,16 @@ def test_sentencepiece_and_special_and_plain():
     assert display_piece("café", "plain") == "café"
     assert display_piece("##ing", "plain") == "##ing"
     assert display_piece("") == "∅"
+
+
+def test_piece_text_is_the_plain_text_a_piece_stands_for():
+    from explorer.core.tokens import piece_text
+
+    assert piece_text("Ġis") == " is"
+    assert piece_text("âĢĻ") == "’"  # E2 80 99 as byte-level characters
+    assert piece_text("Ċ") == "\n"
+    assert piece_text("âĨ") == "<E2><86>"  # partial UTF-8 is no text on its own
+    assert piece_text("▁the", "sentencepiece") == " the"
+    assert piece_text("<0x0A>", "sentencepiece") == "\n"
+    assert piece_text("<|im_end|>") == "<|im_end|>"
+    assert piece_text("##ing", "plain") == "##ing"

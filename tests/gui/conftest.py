@@ -47,11 +47,14 @@ def window(qtbot, tmp_path, attention_mode):
     controller.shutdown()
 
 
+WAIT_MS = 120_000  # generous: the first load imports torch, ~30 s on a busy 2-core machine
+
+
 def load_and_run(qtbot, win, spec: str, prompt: str):
     """Load ``spec``, run ``prompt`` and return the RunView once every panel drew it."""
-    with qtbot.waitSignal(win.controller.model_changed, timeout=120000):
+    with qtbot.waitSignal(win.controller.model_changed, timeout=WAIT_MS):
         win.load_model(spec)
-    with qtbot.waitSignal(win.run_displayed, timeout=120000,
+    with qtbot.waitSignal(win.run_displayed, timeout=WAIT_MS,
                           check_params_cb=lambda v: v.result.prompt == prompt) as blocker:
         win.prompt_panel.set_text(prompt)
         win.prompt_panel.run_now()

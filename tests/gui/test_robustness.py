@@ -110,42 +110,69 @@ def test_model_folder_deleted_between_runs(qtbot, tmp_path, tiny_gpt2_folder):
         win.controller.shutdown()
 
 
-def test_closing_during_a_load_ends_the_thread_within_two_seconds(qtbot, window):
+def test_closing_during_a_load_stops_it_at_its_next_progress_report(qtbot, window):
+    """Event-based, not wall-clock: once close() has asked the worker to cancel, the load
+    makes at most one more progress report (the one that raises Cancelled)."""
     started = threading.Event()
+    closing = threading.Event()
+    after_close: list[int] = []
+    worker = window.controller.worker
+    cancel = worker.request_cancel_load
+
+    def cancel_and_mark():
+        cancel()
+        closing.set()
+
+    worker.request_cancel_load = cancel_and_mark
 
     def endless_load(spec, task, **options):
         started.set()
         for i in range(100000):  # a long load that reports progress (as real loads do)
             time.sleep(0.01)
+            if closing.is_set():
+                after_close.append(i)
             task.progress(i / 100000, "loading")
         raise AssertionError("never cancelled")
 
-    window.controller.worker._load_fn = endless_load
+    worker._load_fn = endless_load
     window.load_model("slow")
-    assert started.wait(10)
-    begun = time.perf_counter()
+    assert started.wait(30)
     window.close()
-    assert window.controller.thread.wait(2000)
-    assert time.perf_counter() - begun < 2.0
+    assert window.controller.thread.wait(30_000)  # generous: only a hang fails
     assert not window.controller.thread.isRunning()
+    assert closing.is_set() and len(after_close) <= 1
 
 
-def test_closing_during_a_job_ends_the_thread_within_two_seconds(qtbot, window):
+def test_closing_during_a_job_stops_it_at_its_next_check(qtbot, window):
     load_and_run(qtbot, window, "tiny-gpt2", "The cat")
     started = threading.Event()
+    closing = threading.Event()
+    after_close: list[int] = []
+    worker = window.controller.worker
+    cancel = worker.cancel_job
+
+    def cancel_and_mark(job_id):
+        cancel(job_id)
+        closing.set()
+
+    worker.cancel_job = cancel_and_mark
 
     def endless(model, task, emit):
         started.set()
+        i = 0
         while True:
             time.sleep(0.01)
+            if closing.is_set():
+                after_close.append(i)
+            i += 1
             task.check_cancelled()
 
     window.controller.submit(endless)
-    assert started.wait(10)
-    begun = time.perf_counter()
+    assert started.wait(30)
     window.close()
+    assert window.controller.thread.wait(30_000)
     assert not window.controller.thread.isRunning()
-    assert time.perf_counter() - begun < 2.0
+    assert closing.is_set() and len(after_close) <= 1
 
 
 def test_closing_during_a_step_that_cannot_be_interrupted_waits_instead_of_aborting(qtbot, window):

@@ -66,3 +66,52 @@ def test_session_with_screenshot(tiny_gpt2_folder, tmp_path):
     broken.write_text("{")
     proc = capture("--session", str(broken), "--screenshot", str(tmp_path / "no.png"))
     assert proc.returncode == 2 and "not complete JSON" in proc.stderr
+
+
+def test_capture_applies_token_layer_and_head_in_the_scene_and_the_pixels(qtbot, window, tmp_path):
+    """The capture mode's own code path, in this process: the saved PNG shows the selected
+    row outlined in red at --select-token, and the panels draw --layer/--head."""
+    import argparse
+
+    import numpy as np
+    from PySide6.QtCore import QPointF, QRectF
+    from PySide6.QtGui import QColor
+
+    from explorer.gui.app import ScreenshotRun
+    from tests.gui.conftest import load_and_run
+
+    out = tmp_path / "capture.png"
+    finished = []
+    capture = ScreenshotRun(window, argparse.Namespace(select_token=5, layer=2, head=1), out,
+                            finish=lambda: finished.append(True))
+    view = load_and_run(qtbot, window, "tiny-llama", "The cat sat on the mat today.")
+    qtbot.waitUntil(lambda: bool(finished), timeout=30000)
+    assert capture.exit_code == 0 and out.is_file()
+    s = window.controller.selection
+    assert (s.token, s.layer, s.head) == (5, 2, 1)
+    panel = window.attention_panel
+    n = view.result.num_tokens
+    assert panel.row_highlight.rect() == QRectF(0, 5, n, 1)
+    assert "layer 2, head 1" in panel.title.text()
+    assert window.probability_panel.shown_position == 5
+
+    # pixels: along the top edge of the selected row (row 5 of the map), the red outline
+    image = QImage(str(out))
+    assert (image.width(), image.height()) == (window.width(), window.height())
+    box = panel.map_image.getViewBox()
+
+    def window_point(x: float, y: float):
+        scene = box.mapViewToScene(QPointF(x, y))
+        return panel.map_widget.mapTo(window, panel.map_widget.mapFromScene(scene))
+
+    def red_near(x: float, y: float) -> bool:
+        p = window_point(x, y)
+        for dy in range(-2, 3):
+            c = QColor(image.pixel(p.x(), p.y() + dy))
+            if c.red() > 200 and c.green() < 110 and c.blue() < 110:
+                return True
+        return False
+
+    columns = np.linspace(0.5, n - 0.5, 7)
+    assert all(red_near(x, 5.0) for x in columns)  # the outline's top edge is at row 5
+    assert not any(red_near(x, 2.0) for x in columns)  # and not at another row

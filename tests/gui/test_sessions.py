@@ -1,9 +1,7 @@
 """Sessions, autosave, exports and consent in the window."""
 
-import csv
 import json
 
-import numpy as np
 from PySide6.QtCore import QSettings
 
 from explorer.core.session import read_session
@@ -91,24 +89,6 @@ def test_prompt_autosave_survives_without_close(qtbot, window, tmp_path):
     # a new QSettings on the same file (as after a crash) sees it
     again = QSettings(window.settings.fileName(), QSettings.IniFormat)
     assert again.value("prompt/last") == "unsaved words"
-
-
-def test_exports(qtbot, window, tmp_path):
-    view = load_and_run(qtbot, window, "tiny-gpt2", PROMPT)
-    window.controller.select_head(1, 2)
-    window.controller.select_token(4)
-    from explorer.gui import exports
-
-    path = exports.save_attention_csv(window.attention_panel, view.result, tmp_path / "a.csv")
-    rows = list(csv.reader(path.open()))
-    values = np.array([r[1:] for r in rows[1:]], dtype=float)
-    np.testing.assert_allclose(values, view.result.attentions[1, 2].astype(float), atol=1e-6)
-    rows = list(csv.reader(exports.save_probabilities_csv(view.result, 4, tmp_path / "p.csv").open()))
-    assert int(rows[1][1]) == int(view.result.topk_ids[4, 0])
-    assert exports.save_png(window.attention_panel, tmp_path / "a.png")
-    assert exports.save_svg(window.probability_panel, tmp_path / "p.svg")
-    assert (tmp_path / "p.svg").read_text().lstrip().startswith("<?xml")
-    exports.copy_image(window.attention_panel)
 
 
 def test_pickle_model_needs_consent(qtbot, window):

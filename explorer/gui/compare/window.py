@@ -283,7 +283,9 @@ class CompareWindow(QMainWindow):
         selection = self.controller.selection.with_(
             token=column.absolute_token(self.query_index), layer=self.layer, head=self.head,
             head_mean=self.head_mean)
-        self.controller.show_result(column.analysis.result, selection)
+        number = self.columns.index(column)
+        self.controller.show_result(column.analysis.result, selection,
+                                    source=f"column {chr(ord('A') + number)} of the few-shot comparison")
         self.main_window.raise_()
         self.main_window.activateWindow()
 

@@ -19,6 +19,9 @@ VIEWS = {
     "sinusoidal": ["encoding"],
 }
 
+PLACEHOLDER = ("<b>Positional encoding</b><br>After the first run: how this model tells positions "
+               "apart — its rotary angles or learned position vectors, one row per token, with "
+               "the selected token's vector plotted on the right.")
 TEXTBOOK = ("<b>Textbook sinusoid</b> (Vaswani et al. 2017): PE(pos, 2i) = sin(pos / 10000<sup>2i/d</sup>), "
             "PE(pos, 2i+1) = cos(pos / 10000<sup>2i/d</sup>), d = {d}. Not what this model uses.")
 
@@ -48,7 +51,8 @@ class PositionalPanel(QWidget):
         self.selection = Selection()
         self.view_box = QComboBox()
         self.view_box.setToolTip("What to draw from the model's positional scheme")
-        self.view_box.setSizeAdjustPolicy(QComboBox.AdjustToContents)
+        self.view_box.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
+        self.view_box.setMinimumContentsLength(10)  # long view names elide, never widen the dock
         self.textbook_box = QCheckBox("Textbook sinusoid")
         self.textbook_box.setToolTip("Compare with the sinusoid of 'Attention Is All You Need'")
         self.formula = QLabel("")
@@ -71,12 +75,19 @@ class PositionalPanel(QWidget):
                                                   symbol="o", symbolSize=3)
         self.plots.ci.layout.setColumnStretchFactor(0, 3)
         self.plots.ci.layout.setColumnStretchFactor(1, 2)
+        self.plots.hide()  # until the first result; the placeholder says what will appear
+        self.placeholder = QLabel(PLACEHOLDER)
+        self.placeholder.setObjectName("positional-placeholder")
+        self.placeholder.setWordWrap(True)
+        self.placeholder.setTextFormat(Qt.RichText)
+        self.placeholder.setAlignment(Qt.AlignCenter)
+        self.placeholder.setStyleSheet("color:#6b7280;")
         top = QHBoxLayout()
         top.addWidget(QLabel("Show:"))
         top.addWidget(self.view_box, 1)
-        top.addWidget(self.textbook_box)
         side = QVBoxLayout()
         side.addLayout(top)
+        side.addWidget(self.textbook_box)  # under the menu: the side column stays narrow
         side.addWidget(self.formula, 1)
         side_widget = QWidget()
         side_widget.setLayout(side)
@@ -85,6 +96,7 @@ class PositionalPanel(QWidget):
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(side_widget)
         layout.addWidget(self.plots, 1)
+        layout.addWidget(self.placeholder, 1)
         self.view_box.currentIndexChanged.connect(lambda _: self._redraw())
         self.textbook_box.toggled.connect(lambda on: self.options_changed.emit({"textbook_positions": on}))
         self.table = np.zeros((0, 0), np.float32)
@@ -140,15 +152,23 @@ class PositionalPanel(QWidget):
         table, column_label, text = self.current_table()
         self.table = table
         self.formula.setText(text)
+        self.placeholder.hide()
+        self.plots.show()
+        rows, columns = table.shape
         if table.size:
             lo, hi = float(np.nanmin(table)), float(np.nanmax(table))
             bound = max(abs(lo), abs(hi)) or 1.0
             levels = (0.0, hi) if lo >= 0 else (-bound, bound)
             self.heat.setImage(table, levels=levels)
+            # the vector plot keeps one y scale for the whole table: positions compare
+            span = (hi - lo) or 1.0
+            self.vector_plot.setYRange(lo - 0.05 * span, hi + 0.05 * span, padding=0)
         else:
             self.heat.clear()
         self.heat_plot.setLabel("bottom", column_label)
-        self.heat_plot.autoRange(padding=0)
+        # rescale to this result: every row and column, nothing left from a longer run
+        self.heat_plot.setRange(xRange=(0, max(columns, 1)), yRange=(0, max(rows, 1)), padding=0)
+        self.vector_plot.setXRange(0, max(columns - 1, 1), padding=0.02)
         self._draw_position()
 
     def _draw_position(self) -> None:

@@ -17,6 +17,9 @@ from explorer.gui.plotting import escape
 
 BAR_COLOR = "#4a90d9"
 ACTUAL_COLOR = "#f5a623"
+PLACEHOLDER = ("After the first run: the model's top guesses for the token that comes right after "
+               "the selected one, as bars, with the token that really came next in orange and "
+               "how surprising it was, in bits.")
 BASE_COLOR = "#9a9a9a"  # the unablated model's bars beside an ablated run
 
 
@@ -47,8 +50,15 @@ class ProbabilityPanel(QWidget):
         self.selection: Selection | None = None
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
+        self.placeholder = QLabel(PLACEHOLDER)
+        self.placeholder.setObjectName("probability-placeholder")
+        self.placeholder.setWordWrap(True)
+        self.placeholder.setAlignment(Qt.AlignCenter)
+        self.placeholder.setStyleSheet("color:#6b7280;")
+        self.plot_widget.hide()  # no empty axes before the first result
         layout.addWidget(self.title)
         layout.addWidget(self.plot_widget, 1)
+        layout.addWidget(self.placeholder, 1)
         layout.addWidget(self.actual)
         self.shown_position: int | None = None
         self.shown_probs = np.zeros(0, np.float32)
@@ -77,6 +87,7 @@ class ProbabilityPanel(QWidget):
         result = self.result
         if result is None:
             return
+        self.placeholder.hide()
         self.base_bars.setOpts(x0=[], y=[], width=[])
         self.shown_base_probs = np.zeros(0, np.float32)
         if not result.has_next_token:

@@ -26,20 +26,24 @@ def install(window: Any) -> Playground:
     panel.dock = dock
     dock.hide()  # opened from Tools ▸ Playground; keeps the default window laptop-sized
 
-    def show() -> None:
-        dock.show()
-        dock.raise_()
-        panel.editor.setFocus()
+    def focus_editor(opened: bool) -> None:
+        if opened:
+            dock.raise_()
+            panel.editor.setFocus()
 
+    # one Tools entry: the dock's own show/hide action (checked while the dock is open)
+    toggle = dock.toggleViewAction()
+    toggle.setText("&Playground (generate text)")
+    toggle.setShortcut(QKeySequence("Ctrl+Shift+P"))
+    toggle.triggered.connect(focus_editor)
     menu = window.tools_menu
-    for text, slot, keys in (("&Playground (generate text)", show, "Ctrl+Shift+P"),
-                             ("&Generate", panel.generate, "Ctrl+Shift+G"),
+    menu.addAction(toggle)
+    for text, slot, keys in (("&Generate", panel.generate, "Ctrl+Shift+G"),
                              ("&Stop generating", panel.stop, None)):
         action = QAction(text, window)
         if keys:
             action.setShortcut(QKeySequence(keys))
         action.triggered.connect(slot)
         menu.addAction(action)
-    menu.addAction(dock.toggleViewAction())
     window.extras_providers.append(panel)
     return panel

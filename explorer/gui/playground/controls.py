@@ -53,12 +53,16 @@ class SamplingControls(QWidget):
         self.seed = QSpinBox()
         self.seed.setRange(0, MAX_SEED)
         self.seed.setValue(0)
+        self.seed.setToolTip("The seed of the last run (replay it with 'random' off). "
+                             "Typing a seed turns 'random' off.")
         self.random_seed = QCheckBox("random")
         self.random_seed.setToolTip("Draw a fresh seed each run; the one used is shown here")
         self.random_seed.setChecked(True)
         self.stop = QLineEdit()
-        self.stop.setPlaceholderText(r"stop sequences, e.g. \n\n|END  (split on |, \n = newline)")
-        self.greedy = QCheckBox("greedy (always the most likely token)")
+        self.stop.setPlaceholderText(r"e.g. \n\n|END")
+        self.stop.setToolTip(r"Stop sequences, split on |; \n = newline")
+        self.greedy = QCheckBox("greedy")
+        self.greedy.setToolTip("Always take the most likely token")
 
         grid = QGridLayout(self)
         grid.setContentsMargins(0, 0, 0, 0)
@@ -70,28 +74,31 @@ class SamplingControls(QWidget):
         for i, (label, widget) in enumerate(cells):
             grid.addWidget(QLabel(label), i // 2, (i % 2) * 2)
             grid.addWidget(widget, i // 2, (i % 2) * 2 + 1)
+        # the seed gets a row of its own (its box is wide): the grid stays ~320 px narrow
         seed_row = QWidget()
         seed_layout = QGridLayout(seed_row)
         seed_layout.setContentsMargins(0, 0, 0, 0)
         seed_layout.addWidget(self.seed, 0, 0)
         seed_layout.addWidget(self.random_seed, 0, 1)
-        grid.addWidget(QLabel("Seed"), 2, 2)
-        grid.addWidget(seed_row, 2, 3)
-        grid.addWidget(QLabel("Stop"), 3, 0)
-        grid.addWidget(self.stop, 3, 1, 1, 3)
-        grid.addWidget(self.greedy, 4, 0, 1, 4)
+        seed_layout.setColumnStretch(0, 1)
+        grid.addWidget(self.greedy, 2, 2, 1, 2)
+        grid.addWidget(QLabel("Seed"), 3, 0)
+        grid.addWidget(seed_row, 3, 1, 1, 3)
+        grid.addWidget(QLabel("Stop"), 4, 0)
+        grid.addWidget(self.stop, 4, 1, 1, 3)
         grid.setColumnStretch(1, 1)
         grid.setColumnStretch(3, 1)
 
         self.greedy.toggled.connect(self._update_enabled)
-        self.random_seed.toggled.connect(self._update_enabled)
+        self.seed.valueChanged.connect(lambda _v: self.random_seed.setChecked(False))
         self._update_enabled()
 
     def _update_enabled(self) -> None:
+        """Temperature, top-k and top-p do nothing when greedy. The seed stays enabled with
+        "random" on: it shows the seed the last run used, ready to be replayed."""
         sampled = not self.greedy.isChecked()
         for widget in (self.temperature, self.top_k, self.top_p):
             widget.setEnabled(sampled)
-        self.seed.setEnabled(not self.random_seed.isChecked())
 
     def settings(self) -> SamplingSettings:
         """The settings as shown (seed None when "random" is on)."""
@@ -109,7 +116,9 @@ class SamplingControls(QWidget):
     def show_used_seed(self, seed: int | None) -> None:
         """Put the seed a run actually used into the box (untick "random" to replay it)."""
         if seed is not None and 0 <= seed <= MAX_SEED:
+            self.seed.blockSignals(True)  # showing a seed is no request to replay it
             self.seed.setValue(int(seed))
+            self.seed.blockSignals(False)
 
     def to_dict(self) -> dict[str, Any]:
         data = self.settings().to_dict()

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from explorer.core.generation_types import GenerationResult, GenerationStep
+from explorer.core.replay import BranchRecipe
 from explorer.core.sampling import SamplingSettings
 from explorer.core.types import RunResult
 
@@ -62,4 +63,25 @@ def chat_text_job(prompt: str) -> Job:
         from explorer.backend.generation import chat_text
 
         return chat_text(model, prompt)
+    return job
+
+
+def replay_job(recipes: list[BranchRecipe], alternatives: int) -> Job:
+    """Regenerate saved branches in order (a continue-branch from its regenerated parent)."""
+    def job(model: Any, task: Any, emit: Callable[[object], None]) -> list[Generated]:
+        from explorer.backend.generation import continue_with_alternative, generate
+
+        results: list[GenerationResult] = []
+        for number, recipe in enumerate(recipes):
+            part = task.sub(number / len(recipes), (number + 1) / len(recipes))
+            part.progress(0.0, f"Regenerating branch {number + 1} of {len(recipes)}")
+            settings = recipe.replay_settings()
+            if recipe.parent is None:
+                result = generate(model, recipe.prompt, settings, chat=recipe.chat,
+                                  top_alternatives=alternatives, task=part)
+            else:
+                result = continue_with_alternative(model, results[recipe.parent], recipe.index,
+                                                   recipe.token_id, settings, task=part)
+            results.append(result)
+        return [Generated(result, result.to_run_result()) for result in results]
     return job

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 
 from explorer.core.errors import ExplorerError
 from explorer.core.generation_types import GenerationResult, GenerationStep
+from explorer.core.replay import BranchRecipe, read_recipes
 from explorer.core.selection import Selection
 from explorer.core.tokens import display_piece
 from explorer.core.types import ModelInfo
@@ -42,7 +43,8 @@ class Playground(QWidget):
     """Generation in the worker thread, streamed into a CompletionView.
 
     ``branches`` holds every finished run (``jobs.Generated``); ``current`` indexes the one
-    shown. ``step_hook`` (tests, instrumentation) is called in the worker after each step.
+    shown; ``recipes[i]`` says how to regenerate ``branches[i]`` (what a session stores).
+    ``step_hook`` (tests, instrumentation) is called in the worker after each step.
     """
 
     def __init__(self, window: Any) -> None:
@@ -50,7 +52,10 @@ class Playground(QWidget):
         self.window = window
         self.controller = window.controller
         self.branches: list[jobs.Generated] = []
+        self.recipes: list[BranchRecipe] = []
         self.current: int | None = None
+        self._origin: tuple[int | None, int, int] = (None, 0, 0)  # parent, index, token of the run
+        self._pending_replay: tuple[list[BranchRecipe], int | None] | None = None
         self.job: Any = None
         self.step_hook: jobs.StepHook | None = None
         self.model_info: ModelInfo | None = None
@@ -84,13 +89,15 @@ class Playground(QWidget):
         self.stop_button.setToolTip("Stop after the current token")
         self.branch_box = QComboBox()
         self.branch_box.setToolTip("Runs and the branches made with 'continue with this alternative'")
-        self.branch_box.setMinimumContentsLength(12)
+        self.branch_box.setMinimumContentsLength(6)
+        self.branch_box.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
         self.status = QLabel("Load a decoder model to generate.")
         self.status.setWordWrap(True)
         self.colour_box = QComboBox()
         self.colour_box.addItem("model probability (raw)", "raw")
         self.colour_box.addItem("probability after the filters", "filtered")
         self.legend = QLabel(legend_html())
+        self.legend.setWordWrap(True)  # the swatches wrap instead of widening the dock
         self.legend.setToolTip("Background colour = probability the model gave the token; "
                                "hover a token for its alternatives")
         self.view = CompletionView()
@@ -190,7 +197,7 @@ class Playground(QWidget):
         self.chat.setToolTip("Wrap the prompt as a user message in the model's chat template"
                              if self.has_chat_template
                              else "This model's tokenizer has no chat template")
-        self.branches, self.current = [], None
+        self.branches, self.recipes, self.current = [], [], None
         self.branch_box.clear()
         self.view.clear()
         if info.causal:
@@ -199,6 +206,7 @@ class Playground(QWidget):
         else:
             self._set_status(self.encoder_message(info), error=True)
         self._update_enabled()
+        self._start_replay()
 
     # -- chat preview ----------------------------------------------------------------------------
     def _on_chat_toggled(self, on: bool) -> None:
@@ -249,6 +257,7 @@ class Playground(QWidget):
         preview = self.chat_preview.toPlainText()
         shown = preview if chat and preview and not self._preview_timer.isActive() else prompt
         self.view.begin(shown, [], settings, info.piece_style)
+        self._origin = (None, 0, 0)
         self._start(jobs.generate_job(prompt, settings, chat, ALTERNATIVES, self._hook),
                     settings.max_new_tokens)
 
@@ -261,6 +270,7 @@ class Playground(QWidget):
         previous = branch.result
         self.view.begin(previous.model_text, list(previous.steps[:index]), previous.settings,
                         previous.model_info.piece_style)
+        self._origin = (self.current, index, token_id)
         self._start(jobs.continue_job(previous, index, token_id, self._hook),
                     previous.settings.max_new_tokens)
         return True
@@ -300,6 +310,7 @@ class Playground(QWidget):
         self.job = None
         result = generated.result
         self.branches.append(generated)
+        self.recipes.append(BranchRecipe.of(result, *self._origin))
         self.current = len(self.branches) - 1
         self.branch_box.addItem(self._branch_label(result))
         self.branch_box.setCurrentIndex(self.current)
@@ -313,6 +324,7 @@ class Playground(QWidget):
         self._update_enabled()
         position = self._pending_click if self._pending_click is not None else result.num_tokens - 1
         self._show_in_panels(generated, position)
+        self._start_replay()  # a session opened while this run was going
 
     def _on_error(self, message: str, cancelled: bool) -> None:
         self.job = None
@@ -322,6 +334,7 @@ class Playground(QWidget):
         else:
             self._set_status(message, error=True)
         self._update_enabled()
+        self._start_replay()
 
     def _branch_label(self, result: GenerationResult) -> str:
         number = len(self.branches)
@@ -357,7 +370,9 @@ class Playground(QWidget):
         if c.result is branch.run and not c.running:
             c.select_token(position)
         else:
-            c.show_result(branch.run, c.selection.with_(token=position))
+            number = next(i for i, b in enumerate(self.branches) if b is branch) + 1
+            c.show_result(branch.run, c.selection.with_(token=position),
+                          source=f"generated text, branch {number} of the Playground")
         self.view.highlight(position)
 
     def _sync_highlight(self) -> None:
@@ -406,16 +421,69 @@ class Playground(QWidget):
 
     # -- sessions -----------------------------------------------------------------------------
     def session_extras(self) -> dict[str, Any]:
+        """The controls, and the branches as recipes: a session regenerates the text from
+        the saved seeds (see explorer.core.replay) instead of storing every probability."""
         data = self.controls.to_dict()
-        data.update(prompt=self.editor.toPlainText(), chat=self.chat.isChecked())
+        data.update(prompt=self.editor.toPlainText(), chat=self.chat.isChecked(),
+                    branches=[r.to_dict() for r in self.recipes], current_branch=self.current)
         return {"generation": data}
 
     def apply_session_extras(self, extras: dict[str, Any]) -> None:
         data = extras.get("generation") or {}
         if not isinstance(data, dict) or not data:
             return
+        recipes = read_recipes(data.get("branches", []))  # ValueError: the session is refused
         self.controls.apply_dict(data)
         if isinstance(data.get("prompt"), str):
             self.editor.setPlainText(data["prompt"])
         if isinstance(data.get("chat"), bool):
             self.chat.setChecked(data["chat"] and self.has_chat_template)
+        if recipes:
+            current = data.get("current_branch")
+            self._pending_replay = (recipes, current if isinstance(current, int) else None)
+            QTimer.singleShot(0, self._start_replay)  # after the session asked for its model
+
+    # -- replay ---------------------------------------------------------------------------
+    def _start_replay(self) -> None:
+        """Regenerate a session's branches once its model is loaded (see session_extras)."""
+        pending = self._pending_replay
+        if pending is None or self.controller.loading or self.running:
+            return  # model_changed / the running job's end comes back here
+        info = self.model_info
+        if info is None or not info.causal:
+            self._pending_replay = None
+            self._set_status("The session's generated text needs a decoder model to be "
+                             "regenerated.", error=True)
+            return
+        self._pending_replay = None
+        recipes, current = pending
+        self._set_status(f"Regenerating the session's {len(recipes)} branch(es) from their "
+                         "saved seeds…")
+        self.job = self.controller.submit(
+            jobs.replay_job(recipes, ALTERNATIVES),
+            on_done=lambda runs: self._replayed(recipes, runs, current),
+            on_error=self._on_error)
+        self._update_enabled()
+
+    def _replayed(self, recipes: list[BranchRecipe], runs: list[jobs.Generated],
+                  current: int | None) -> None:
+        self.job = None
+        self.branches, self.recipes = [], []
+        self.branch_box.clear()
+        for recipe, generated in zip(recipes, runs, strict=True):
+            self.branches.append(generated)
+            self.recipes.append(recipe)
+            self.branch_box.addItem(self._branch_label(generated.result))
+        changed = [str(i + 1) for i, (recipe, generated) in enumerate(zip(recipes, runs, strict=True))
+                   if tuple(generated.result.generated_ids) != recipe.generated_ids]
+        self.current = min(current if current is not None else len(runs) - 1, len(runs) - 1)
+        self.branch_box.setCurrentIndex(self.current)
+        self.view.show_result(self.branches[self.current].result)
+        self._update_enabled()
+        if changed:
+            self._set_status(f"Branch {', '.join(changed)} came out differently than when the "
+                             "session was saved: the model is not the same.", error=True)
+        else:
+            self._set_status(f"Regenerated {len(runs)} branch(es) from their saved seeds: the "
+                             "same text as when the session was saved.")
+        self._start_replay()
