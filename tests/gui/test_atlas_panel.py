@@ -104,3 +104,35 @@ def test_lazy_runs_wait_for_the_button_and_cancel_keeps_the_table(qtbot, window)
     qtbot.waitUntil(panel.prompt_scores_current, timeout=30000)
     np.testing.assert_allclose(panel.scores.values, score_heads(lazy).values)
     assert before is not panel.scores
+
+
+def test_the_attention_grid_is_coloured_by_the_chosen_score(qtbot, window):
+    load_and_run(qtbot, window, "tiny-llama", PROMPT)
+    panel = open_atlas(qtbot, window)
+    qtbot.waitUntil(panel.prompt_scores_current, timeout=30000)
+    grid = window.attention_panel.grid
+    assert grid.scores is None
+    panel.colour_box.setCurrentIndex(panel.colour_box.findData("previous_token"))
+    np.testing.assert_array_equal(grid.scores, panel.scores.score("previous_token"))
+    assert grid.score_image.isVisible() and not grid.grid_image.isVisible()
+    assert "previous (prompt)" in grid.legend.text()
+    qtbot.mouseClick(panel.probe_button, Qt.LeftButton)
+    qtbot.waitUntil(lambda: panel.scores.source != "prompt", timeout=30000)
+    np.testing.assert_array_equal(grid.scores, panel.scores.score("previous_token"))
+    assert "induction probe" in grid.legend.text()
+    panel.colour_box.setCurrentIndex(panel.colour_box.findData("thumbnails"))
+    assert grid.scores is None and grid.grid_image.isVisible()
+
+
+def test_sort_is_numeric_not_alphabetical_and_empty_scores_sort_last(qtbot, window):
+    from explorer.core.head_scores import HeadScores
+
+    panel = atlas(window)
+    values = np.zeros((len(SCORE_NAMES), 1, 4), np.float32)
+    values[SCORE_NAMES.index("entropy_bits"), 0] = [9.5, 10.25, 2.0, 100.0]
+    values[SCORE_NAMES.index("induction"), 0] = [0.2, np.nan, 0.9, 0.05]
+    panel._set_scores(HeadScores(values, np.zeros((1, 4)), np.arange(3), "synthetic"))
+    panel.table.sortByColumn(CSV_COLUMNS.index("entropy_bits"), Qt.DescendingOrder)
+    assert column_texts(panel, "entropy_bits") == ["100.000", "10.250", "9.500", "2.000"]
+    panel.table.sortByColumn(CSV_COLUMNS.index("induction"), Qt.DescendingOrder)
+    assert column_texts(panel, "induction") == ["0.900", "0.200", "0.050", "–"]

@@ -239,18 +239,15 @@ class AtlasPanel(QWidget):
         return None if name == NO_COLOUR else name
 
     def _colour_grid(self) -> None:
-        """Colour the attention panel's layer × head grid by the chosen score (or restore
-        its thumbnails)."""
+        """Colour the attention panel's layer × head grid by the chosen score (NaN tiles,
+        e.g. induction without repeats, stay blank), or restore its thumbnails."""
         panel = self.window.attention_panel
-        setter = getattr(panel, "set_grid_scores", None)
-        if setter is None:
-            return
         name = self.selected_score()
         if name is None or self.scores is None or self.scores.shape != self._grid_shape():
-            setter(None)
+            panel.set_grid_scores(None)
             return
-        label = f"{HEADERS.get(name, name)} ({'probe' if self.scores.source != 'prompt' else 'prompt'})"
-        setter(np.nan_to_num(self.scores.score(name), nan=0.0), label)
+        where = "prompt" if self.scores.source == "prompt" else "induction probe"
+        panel.set_grid_scores(self.scores.score(name), f"{HEADERS.get(name, name)} ({where})")
 
     def _grid_shape(self) -> tuple[int, int] | None:
         info = self.controller.model_info
