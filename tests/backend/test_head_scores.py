@@ -28,7 +28,7 @@ def reference_scores(lm, ids):
 
 
 @pytest.mark.parametrize("kind", ["gpt2", "llama", "gemma3"])
-@pytest.mark.parametrize("mode, atol", [("lazy", 2e-5), ("full", 3e-3)])
+@pytest.mark.parametrize("mode, atol", [("lazy", 2e-5), ("full", 5e-5)])
 def test_scores_equal_the_formulas_on_plain_transformers(kind, mode, atol, monkeypatch):
     monkeypatch.setattr(hs, "ROW_BLOCK_VALUES", 4 * 7 * 40)  # a few rows per block
     lm = loaded(kind)
@@ -40,7 +40,7 @@ def test_scores_equal_the_formulas_on_plain_transformers(kind, mode, atol, monke
     expected = reference_scores(lm, ids)
     assert scores.values.shape == expected.shape == (6, lm.info.layers, lm.info.heads)
     for index, name in enumerate(SCORE_NAMES):
-        tolerance = atol * 10 if name == "entropy_bits" else atol  # float16 maps: log terms
+        tolerance = atol * 4 if name == "entropy_bits" else atol  # float16 maps: log terms
         np.testing.assert_allclose(scores.values[index], expected[index], atol=tolerance, err_msg=name)
     group = lm.info.group_size
     assert scores.kv_heads.tolist() == [[h // group for h in range(lm.info.heads)]] * lm.info.layers

@@ -24,11 +24,15 @@ class TokenTrace:
     probs: np.ndarray
 
 
-def lens_job(prompt: str, top_k: int) -> Job:
-    def job(model: Any, task: Any, emit: Callable[[object], None]) -> LensResult:
-        from explorer.backend.lens import logit_lens
+def lens_job(token_ids: np.ndarray, tokens: tuple[str, ...], top_k: int) -> Job:
+    """The lens of exactly the run's tokens (a generated sequence need not re-tokenize
+    to itself)."""
+    ids, pieces = [int(i) for i in token_ids], list(tokens)
 
-        return logit_lens(model, prompt, top_k=top_k, task=task)
+    def job(model: Any, task: Any, emit: Callable[[object], None]) -> LensResult:
+        from explorer.backend.lens import lens_of_ids
+
+        return lens_of_ids(model, ids, pieces, top_k, task)
     return job
 
 

@@ -254,7 +254,7 @@ class LensPanel(QWidget):
         self.progress.setValue(0)
         self.status.setText(f"Computing the logit lens of {result.num_tokens:,} tokens…")
         job = self.controller.submit(
-            jobs.lens_job(result.prompt, TOP_K),
+            jobs.lens_job(result.token_ids, result.tokens, TOP_K),
             on_done=lambda lens: self._on_lens_done(job, lens),
             on_error=lambda message, cancelled: self._on_job_error(job, message, cancelled),
             on_progress=self._on_progress)
