@@ -168,6 +168,18 @@ def residual_stream(loaded: LoadedModel, ids: list[int], task: TaskState,
         return keep
 
     input_ids = torch.tensor([ids], dtype=torch.long)
+
+    def forward(**extra: Any) -> Any:
+        kept.clear()
+        last.clear()
+        return model(input_ids=input_ids, use_cache=False, **extra)
+
+    def forward_last_logits() -> Any:
+        try:
+            return forward(logits_to_keep=1)
+        except TypeError:  # a head without logits_to_keep
+            return forward()
+
     head_dim = info.head_dim or info.hidden_size // info.heads
     with torch.inference_mode():
         handles = [layer.register_forward_hook(hook(i)) for i, layer in enumerate(readout.layers)]
@@ -177,11 +189,9 @@ def residual_stream(loaded: LoadedModel, ids: list[int], task: TaskState,
                                             len(ids), record=False,
                                             is_cancel_requested=task.is_cancel_requested)
                 with recording(model, recorder):
-                    outputs = _last_logits(model, input_ids)
+                    outputs = forward_last_logits()
             except NotReproducible:  # the model computes attention its own way
-                kept.clear()
-                last.clear()
-                outputs = _last_logits(model, input_ids)
+                outputs = forward_last_logits()
         finally:
             for handle in handles:
                 handle.remove()
@@ -191,13 +201,6 @@ def residual_stream(loaded: LoadedModel, ids: list[int], task: TaskState,
         own = outputs.logits[0, -1]
         calibrate(readout, model, last["states"], own, info.name)
     return readout, kept, own
-
-
-def _last_logits(model: Any, input_ids: Any) -> Any:
-    try:
-        return model(input_ids=input_ids, use_cache=False, logits_to_keep=1)
-    except TypeError:  # a head without logits_to_keep
-        return model(input_ids=input_ids, use_cache=False)
 
 
 def check_causal(loaded: LoadedModel) -> None:
@@ -245,6 +248,8 @@ def lens_of_ids(loaded: LoadedModel, ids: list[int], pieces: list[str], top_k: i
     import torch
 
     check_causal(loaded)
+    if not ids:
+        raise PromptError("There are no tokens to read a lens from.")
     if top_k < 1:
         raise ExplorerError("top-k must be at least 1.")
     check_lens_memory(loaded, len(ids))
