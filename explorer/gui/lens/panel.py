@@ -35,7 +35,7 @@ from explorer.gui.lens import jobs
 from explorer.gui.plotting import ClickableImage, escape, highlight_rect, short_label
 
 COLORMAP = "viridis"
-AUTO_TOKENS = 256
+AUTO_TOKENS = 128
 """Prompts up to this many tokens get their lens computed as soon as they run (when the
 panel is visible); longer ones wait for the Compute button."""
 TOP_K = 10
