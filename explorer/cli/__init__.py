@@ -10,6 +10,8 @@ One module per command, each with ``register(sub)`` that adds its sub-parser and
     attention-explorer generate …              the playground headless
     attention-explorer ablate …                knock heads out (or --scan every head alone)
     attention-explorer attribute …             which input tokens matter, and how faithfully
+    attention-explorer lens --model M --prompt TEXT --out R.npz [--top-k K]   the logit lens
+    attention-explorer heads --model M --prompt TEXT [--probe induction] --out heads.csv
 
 Bad input prints ``error: …`` on stderr and exits with code 2, without a traceback.
 """
@@ -31,7 +33,7 @@ from explorer.cli.common import (
 from explorer.core.errors import Cancelled, ExplorerError
 
 COMMAND_MODULES: tuple[str, ...] = ("models", "analyze", "fewshot", "generate", "ablate",
-                                    "attribute")
+                                    "attribute", "lens", "heads")
 """Modules of ``explorer.cli`` that each register one sub-command."""
 
 __all__ = ["EXIT_USAGE", "build_parser", "main"]

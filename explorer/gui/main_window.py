@@ -44,7 +44,7 @@ DEFAULT_PROMPT = ("Classify this review:\nI loved this movie!\nSentiment: Positi
                   "Classify this review:\nI don't like this chair.\nSentiment:")
 LAYOUT_VERSION = 2
 FEATURES = ("explorer.gui.playground", "explorer.gui.compare", "explorer.gui.ablation",
-            "explorer.gui.attribution")
+            "explorer.gui.attribution", "explorer.gui.lens", "explorer.gui.atlas")
 """Modules with ``install(window) -> object``: each adds its docks, windows and menu entries."""
 DEFAULT_SIZE = QSize(1500, 1000)
 MAX_PANEL_MIN_WIDTH = 360
