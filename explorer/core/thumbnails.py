@@ -36,14 +36,14 @@ def pooled_head_map(result: object, layer: int, head: int | None, size: int, how
     """One head's map (``head`` None: the layer's mean over heads), block-pooled to at most
     ``size`` pixels a side without holding the full T x T map: rows are read through
     ``head_map`` a band of ``block`` rows at a time. ``how`` is "max" or "mean".
-    Returns (float32[c, c], block) with c = ceil(T / block)."""
+    Returns (float32[ceil(T / block), ceil(S / block)], block) for T queries and S keys."""
     from explorer.core.analysis import drop_first_and_renormalise
-    from explorer.core.attention import head_map, mean_map, token_count
+    from explorer.core.attention import head_map, key_count, mean_map, token_count
 
-    t = token_count(result)
-    block = max(1, -(-t // size))
-    c = -(-t // block)
-    out = np.zeros((c, c), dtype=np.float32)
+    t, s = token_count(result), key_count(result)
+    block = max(1, -(-max(t, s) // size))
+    c = -(-s // block)
+    out = np.zeros((-(-t // block), c), dtype=np.float32)
     band_rows = block * max(1, 512 // block)
     for start in range(0, t, band_rows):
         rows = np.arange(start, min(t, start + band_rows))
@@ -81,7 +81,13 @@ def layer_tiles(result: object, layer: int, cell: int, hide_first: bool = False)
     for head in range(heads):
         tile, _ = pooled_head_map(result, layer, head, cell, "max", hide_first)
         peak = float(tile.max())
-        tiles.append(tile / peak if peak > 0 else tile)
+        tile = tile / peak if peak > 0 else tile
+        side = max(tile.shape)
+        if tile.shape != (side, side):  # cross-attention: a rectangle in a square cell
+            square = np.full((side, side), np.nan, np.float32)
+            square[: tile.shape[0], : tile.shape[1]] = tile
+            tile = square
+        tiles.append(tile)
     return np.stack(tiles)
 
 
@@ -113,10 +119,10 @@ def mosaic(result: object, cell: int, gap: int = 1, group_gap: int = 0,
     background). Works one map at a time (``layer_tiles``), so no single numpy call runs
     long (the GUI thread shares the interpreter lock with the worker that calls this).
     """
-    from explorer.core.attention import attention_shape, token_count
+    from explorer.core.attention import attention_shape, key_count, token_count
 
     layers, heads = attention_shape(result)
-    c = pooled_size(token_count(result), cell)
+    c = pooled_size(max(token_count(result), key_count(result)), cell)
     image = empty_mosaic(layers, heads, c, gap, group_gap, group_size)
     for layer in range(layers):
         place_tiles(image, layer, layer_tiles(result, layer, cell, hide_first), gap, group_gap,
