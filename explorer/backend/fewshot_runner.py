@@ -179,9 +179,11 @@ def forward_tokens(loaded: LoadedModel, ids: list[int], past: Any = None, keep_c
 
 
 class PrefixCache:
-    """The key/value cache of the leading tokens that many prompts share (the demonstrations).
+    """The key/value cache of the leading tokens that many prompts share (the instruction,
+    the demonstrations and the query format's text before {text}).
 
-    ``prefix_chars`` is where the query starts in every prompt. On first use the prompt's
+    ``prefix_chars`` is how many characters every prompt shares
+    (``fewshot.shared_prefix_chars``). On first use the prompt's
     own leading tokens that end at or before that character are run once and their cache
     kept: tokens are taken from the FULL prompt's tokenisation, because a prefix tokenised
     alone can differ at its end (byte-level BPE makes "\n\n" one token at the end of a

@@ -44,8 +44,11 @@ class ModelMemory:
     main: bool = False
 
     def describe(self) -> str:
+        """e.g. 'SmolLM2-135M-Instruct (main) 513 MB' (one decimal below 10 MB)."""
         role = " (main)" if self.main else ""
-        return f"{self.name}{role} {self.bytes / 2**20:,.0f} MB"
+        megabytes = self.bytes / 2**20
+        return f"{self.name}{role} {megabytes:,.1f} MB" if megabytes < 10 else \
+            f"{self.name}{role} {megabytes:,.0f} MB"
 
 
 class ModelCache:

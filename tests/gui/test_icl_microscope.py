@@ -8,7 +8,7 @@ import pytest
 from PySide6.QtGui import QColor
 
 from explorer.core import fewshot as fs
-from explorer.gui.compare.column import label_color
+from explorer.gui.compare.column import format_delta, label_color
 from tests.gui.conftest import load_and_run
 
 LABELS = ("Positive", "Negative")
@@ -85,7 +85,7 @@ def test_demonstration_effects_table_equals_fresh_runs(qtbot, window, compare, t
         cell = column.effects_table.item(number, 1)
         assert cell.text() == label
         assert cell.background().color() == QColor(label_color(label, LABELS))
-        assert column.effects_table.item(number, 2).text() == f"{left[target] - base[target]:+.4f}"
+        assert column.effects_table.item(number, 2).text() == format_delta(left[target] - base[target])
     np.testing.assert_allclose(column.shown_effects, expected, atol=2e-6)
     assert LABELS[target] in column.effects_caption.text()
     assert compare.columns[0].effects_table.rowCount() == 0  # zero-shot: nothing to leave out

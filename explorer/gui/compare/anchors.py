@@ -39,7 +39,7 @@ class AnchorView(QWidget):
         self.plot.setMenuEnabled(False)
         self.plot.setLabel("bottom", "layer")
         self.plot.showGrid(x=False, y=True, alpha=0.3)
-        self.plot.addLegend(offset=(10, 10))
+        self.plot.addLegend(offset=(10, 2), colCount=3)
         self.curves = {key: self.plot.plot([], [], pen=pg.mkPen(color, width=2), symbol="o",
                                            symbolSize=5, symbolBrush=color, name=FLOW_NAMES[key])
                        for key, color in FLOW_COLORS.items()}
@@ -116,9 +116,11 @@ class AnchorView(QWidget):
             total = stacked.sum(axis=0)
             total[total == 0] = 1.0
             values = {key: np.nan_to_num(v) / total for key, v in values.items()}
-            self.plot.setLabel("left", "share of the three flows")
+            self.plot.setLabel("left", "share")
         else:
-            self.plot.setLabel("left", "mean saliency")
+            self.plot.setLabel("left", "saliency")
         for key, curve in self.curves.items():
             curve.setData(layers, np.asarray(values[key], dtype=float))
+        step = max(1, int(np.ceil(len(layers) / 16)))
+        self.plot.getAxis("bottom").setTicks([[(int(x), str(int(x))) for x in layers[::step]]])
         self.plot.enableAutoRange()

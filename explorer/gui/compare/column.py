@@ -80,7 +80,7 @@ class ColumnWidget(QFrame):
                                   "another one (alias, folder, .gguf or cached hub id) kept loaded "
                                   "next to it")
         self.editor = QPlainTextEdit(text or (prompt.text if prompt else ""))
-        self.editor.setFixedHeight(88)
+        self.editor.setFixedHeight(72)
         self.editor.setLineWrapMode(QPlainTextEdit.WidgetWidth)
         self.editor.textChanged.connect(self._edited)
         self.summary = QLabel("Not run yet.")
@@ -90,7 +90,7 @@ class ColumnWidget(QFrame):
         self.summary.setMinimumHeight(48)
 
         self.bars_widget = pg.GraphicsLayoutWidget()
-        self.bars_widget.setFixedHeight(118)
+        self.bars_widget.setFixedHeight(100)
         self.bars_plot = self.bars_widget.addPlot()
         self.bars_plot.invertY(True)
         self.bars_plot.setMenuEnabled(False)
@@ -101,7 +101,7 @@ class ColumnWidget(QFrame):
         self.bars_plot.addItem(self.bars)
 
         self.heat_widget = pg.GraphicsLayoutWidget()
-        self.heat_widget.setFixedHeight(150)
+        self.heat_widget.setFixedHeight(124)
         self.heat_plot = self.heat_widget.addPlot()
         self.heat_plot.invertY(True)
         self.heat_plot.setMenuEnabled(False)
@@ -118,7 +118,7 @@ class ColumnWidget(QFrame):
         self.chips = QListWidget()
         self.chips.setFlow(QListWidget.LeftToRight)
         self.chips.setWrapping(True)
-        self.chips.setFixedHeight(58)
+        self.chips.setFixedHeight(46)
         self.chips.setSpacing(1)
         self.chips.setToolTip("The query's tokens: select one to select it in every column")
         self.chips.currentRowChanged.connect(self._chip_selected)
@@ -132,7 +132,8 @@ class ColumnWidget(QFrame):
         self.effects_table.setSelectionBehavior(QAbstractItemView.SelectRows)
         self.effects_table.setSelectionMode(QAbstractItemView.SingleSelection)
         self.effects_table.horizontalHeader().setSectionResizeMode(QHeaderView.Stretch)
-        self.effects_table.setFixedHeight(112)
+        self.effects_table.verticalHeader().setDefaultSectionSize(19)
+        self.effects_table.setFixedHeight(102)
         self.effects_table.setToolTip("Click a demonstration to highlight its tokens in the heatmap "
                                       "and in the main window's attention map")
         self.effects_table.itemSelectionChanged.connect(self._effect_selected)
@@ -255,9 +256,13 @@ class ColumnWidget(QFrame):
         self.effects_table.blockSignals(False)
         if effects is None or not effects.effects or self.analysis is None:
             self.shown_effects = None
-            none = ("No demonstrations." if self.analysis is not None and effects is not None
-                    else "Demonstration effects need label probabilities and demonstrations.")
-            self.effects_caption.setText(none)
+            demos = self.analysis is not None and any(
+                s.kind == "demonstration" for s in self.analysis.prompt.segments)
+            labelled = self.analysis is not None and len(self.analysis.label_probs) > 0
+            self.effects_caption.setText(
+                "Demonstration effects: no demonstrations in this column." if not demos else
+                "Demonstration effects need label probabilities." if not labelled else
+                "Demonstration effects: not measured.")
             return
         labels = effects.labels
         target = int(np.argmax(effects.base_probs))
@@ -280,9 +285,11 @@ class ColumnWidget(QFrame):
                     item.setToolTip(detail)
                 self.effects_table.setItem(row, column, item)
         self.effects_caption.setText(
-            f"Demonstration effects on p({labels[target]}) = {effects.base_probs[target]:.4f} "
-            "(Δ when the demonstration is left out / its label flipped; click one to highlight "
-            "its tokens)")
+            f"Demonstration effects on p({escape(labels[target])}) = {effects.base_probs[target]:.4f}")
+        self.effects_caption.setToolTip(
+            "Δ p(predicted label) when the demonstration is left out / when its label is "
+            "flipped (the exact prompts are run again on the shared prefix's cache). Click a "
+            "demonstration to highlight its tokens.")
 
     def highlight_segment(self, segment: int | None) -> None:
         """Outline one segment's column of the heatmap (None hides the outline)."""
@@ -344,8 +351,10 @@ class ColumnWidget(QFrame):
         self.layer_highlight.setRect(0, layer, segments, 1)
         self.heat_plot.setRange(xRange=(0, segments), yRange=(0, layers), padding=0.01)
         which = "mean over heads" if head is None else f"head {head}"
-        self.heat_caption.setText(f"Attention of the final token on each part (rows = layers, "
-                                  f"{which}, colour 0–1; red = layer {layer})")
+        self.heat_caption.setText(f"Final token's attention on each part ({which}, 0–1)")
+        self.heat_caption.setToolTip(f"Rows = layers (red outline: layer {layer}), columns = the "
+                                     "prompt's parts; each cell sums the attention of the final "
+                                     "position over the part's tokens")
 
     def select_query_token(self, index: int) -> None:
         """Select chip ``index`` without emitting (the window syncs all columns)."""
@@ -369,13 +378,19 @@ class ColumnWidget(QFrame):
         return int(positions[min(max(query_index, 0), len(positions) - 1)])
 
 
+def format_delta(value: float) -> str:
+    """A signed probability change: four decimals, or two significant digits below 0.001
+    (so a small change never reads as "-0.0000")."""
+    return f"{value:+.4f}" if abs(value) >= 1e-3 or value == 0 else f"{value:+.1e}"
+
+
 def _delta_item(value: float) -> QTableWidgetItem:
     """A signed probability change, green when it raises p and red when it lowers it."""
     if value != value:
         item = QTableWidgetItem("—")
         item.setToolTip("This label cannot be flipped (not a declared label).")
         return item
-    item = QTableWidgetItem(f"{value:+.4f}")
+    item = QTableWidgetItem(format_delta(value))
     item.setTextAlignment(Qt.AlignRight | Qt.AlignVCenter)
     if abs(value) >= 5e-5:
         item.setForeground(QBrush(QColor("#1b7f2a" if value > 0 else "#b3261e")))

@@ -69,6 +69,7 @@ class EvaluationPanel(QWidget):
         self.progress_events: list[tuple[float, str]] = []
         self.started = 0.0
         self.elapsed = 0.0  # wall seconds of the last finished run
+        self.planned_shots: tuple[int, ...] = ()
 
         self.examples_path = QLineEdit()
         self.examples_path.setPlaceholderText("shipped reviews.csv (default)")
@@ -118,11 +119,10 @@ class EvaluationPanel(QWidget):
         self.error_bars: dict[str, pg.ErrorBarItem] = {}
         for mode, color in MODE_COLORS.items():
             self.curves[(mode, "raw")] = self.plot.plot(
-                [], [], pen=pg.mkPen(color, width=2), symbol="o", symbolBrush=color,
-                name=f"accuracy, {mode} labels")
+                [], [], pen=pg.mkPen(color, width=2), symbol="o", symbolBrush=color)
             self.curves[(mode, "calibrated")] = self.plot.plot(
                 [], [], pen=pg.mkPen(color, width=1.5, style=Qt.DashLine), symbol="s",
-                symbolSize=6, symbolBrush=color, name=f"calibrated, {mode} labels")
+                symbolSize=6, symbolBrush=color)
             bars = pg.ErrorBarItem(x=np.zeros(0), y=np.zeros(0), top=np.zeros(0),
                                    bottom=np.zeros(0), beam=0.12, pen=pg.mkPen(color, width=1.5))
             self.plot.addItem(bars)
@@ -131,6 +131,7 @@ class EvaluationPanel(QWidget):
         self.calibrated_curve = self.curves[("gold", "calibrated")]
         self.chance = pg.InfiniteLine(angle=0, pen=pg.mkPen("#999", style=Qt.DotLine))
         self.plot.addItem(self.chance)
+        self._show_axis_for(fewshot.parse_shots(DEFAULT_SHOTS))
         self.table = QTableWidget(0, len(TABLE_COLUMNS))
         self.table.setHorizontalHeaderLabels(TABLE_COLUMNS)
         self.table.verticalHeader().hide()
@@ -198,6 +199,8 @@ class EvaluationPanel(QWidget):
         self.eta.setText("")
         self._set_running(True)
         self._clear()
+        self.planned_shots = shots
+        self._show_axis_for(shots)
         self.started = time.monotonic()
         self._say(f"Running {len(examples)} items × k in {list(shots)} × {', '.join(modes)} labels"
                   + (f" × up to {self.orders.value()} orders" if self.orders.value() > 1 else "") + "…")
@@ -248,7 +251,13 @@ class EvaluationPanel(QWidget):
         self.show_evaluation(evaluation)
 
     # -- results -------------------------------------------------------------------------
+    def _show_axis_for(self, shots: tuple[int, ...]) -> None:
+        """Ticks at the numbers of demonstrations (also before any result)."""
+        self.plot.getAxis("bottom").setTicks([[(k, str(k)) for k in shots]])
+        self.plot.setXRange(min(shots) - 0.4, max(shots) + 0.4, padding=0)
+
     def _clear(self) -> None:
+        self.legend.clear()
         for curve in self.curves.values():
             curve.setData([], [])
         for bars in self.error_bars.values():
@@ -271,17 +280,18 @@ class EvaluationPanel(QWidget):
             all_ks.update(int(k) for k in ks)
             accuracy = np.array([r.accuracy for r in mine])
             self.curves[(mode, "raw")].setData(ks, accuracy)
+            self.legend.addItem(self.curves[(mode, "raw")], f"accuracy, {mode} labels")
             calibrated = np.array([r.calibrated_accuracy for r in mine], dtype=float)
             if not np.isnan(calibrated).all():
                 self.curves[(mode, "calibrated")].setData(ks, calibrated)
+                self.legend.addItem(self.curves[(mode, "calibrated")], f"calibrated, {mode} labels")
             low = np.array([r.accuracy_ci_low for r in mine])
             high = np.array([r.accuracy_ci_high for r in mine])
             self.error_bars[mode].setData(x=ks + MODE_OFFSETS[mode], y=accuracy,
                                           top=high - accuracy, bottom=accuracy - low)
         self.chance.setValue(1.0 / len(evaluation.labels))
-        if all_ks:
-            self.plot.getAxis("bottom").setTicks([[(k, str(k)) for k in sorted(all_ks)]])
-            self.plot.setXRange(min(all_ks) - 0.4, max(all_ks) + 0.4, padding=0)
+        if all_ks:  # the planned shots too, so the axis does not jump while results arrive
+            self._show_axis_for(tuple(sorted(all_ks | set(self.planned_shots))))
         self.table.setRowCount(len(rows))
         for i, r in enumerate(rows):
             values = (str(r.shots), r.label_mode, str(r.orders), str(r.n), _cell(r.accuracy),

@@ -125,7 +125,7 @@ class CompareWindow(QMainWindow):
         splitter.addWidget(self.below)
         splitter.setStretchFactor(0, 3)
         splitter.setStretchFactor(1, 1)
-        splitter.setSizes([650, 260])
+        splitter.setSizes([700, 230])
 
         compare_tab = QWidget()
         layout = QVBoxLayout(compare_tab)
@@ -315,9 +315,8 @@ class CompareWindow(QMainWindow):
         result = column.analysis.result
         self._set_highlight((result, [(start, end)]))
         name = chr(ord("A") + self.columns.index(column))
-        self._say(f"Column {name}, demonstration d{number + 1}: tokens {start}–{end - 1} "
-                  "highlighted in its heatmap and in the main window's attention map (row: the "
-                  "final position).")
+        self._say(f"{name} · d{number + 1}: tokens {start}–{end - 1} highlighted here and in "
+                  "the main window's attention map")
         if self.controller.result is not result:
             selection = self.controller.selection.with_(
                 token=result.num_tokens - 1, layer=min(self.layer, result.model_info.layers - 1),
