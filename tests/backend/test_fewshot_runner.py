@@ -440,3 +440,15 @@ def test_cli_bad_orders_and_label_mode_exit_2(model_folder, tmp_path, capsys, ex
     err = capsys.readouterr().err
     assert err.startswith("error: ") and needle in err and "Traceback" not in err
     assert not (tmp_path / "r.csv").exists()
+
+
+@pytest.mark.embedded
+def test_smollm2_case_insensitive_variants_count_the_lowercase_words(smollm2) -> None:
+    variants = label_variants(smollm2, LABELS, case_insensitive=True)
+    assert [[piece for _, _, piece in v.variants] for v in variants] == [
+        ["Positive", "ĠPositive", "positive", "Ġpositive"],
+        ["Negative", "ĠNegative", "negative", "Ġnegative"]]
+    # every summed form is one token of SmolLM2's vocabulary
+    for v in variants:
+        for text, token_id, _ in v.variants:
+            assert smollm2.tokenizer.encode(text, add_special_tokens=False) == [token_id]

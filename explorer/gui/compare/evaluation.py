@@ -42,7 +42,7 @@ TABLE_COLUMNS = ("shots", "labels", "orders", "n", "accuracy", "95% CI", "calibr
                  "calibrated 95% CI", "p(true label)", "label mass")
 MODE_COLORS = {"gold": "#4a90d9", "flipped": "#d0021b", "random": "#7b7b7b"}
 MODE_OFFSETS = {"gold": 0.0, "flipped": 0.08, "random": -0.08}
-"""Small x shifts so the error bars of different modes at one k do not hide each other."""
+"""Small x shifts so the points and bars of different modes at one k do not hide each other."""
 
 
 def eta_text(fraction: float, elapsed: float) -> str:
@@ -159,6 +159,7 @@ class EvaluationPanel(QWidget):
         splitter.addWidget(self.table)
         splitter.setStretchFactor(0, 3)
         splitter.setStretchFactor(1, 2)
+        splitter.setSizes([900, 700])
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addLayout(buttons)
@@ -278,16 +279,17 @@ class EvaluationPanel(QWidget):
                 continue
             ks = np.array([r.shots for r in mine], dtype=float)
             all_ks.update(int(k) for k in ks)
+            x = ks + MODE_OFFSETS[mode]
             accuracy = np.array([r.accuracy for r in mine])
-            self.curves[(mode, "raw")].setData(ks, accuracy)
+            self.curves[(mode, "raw")].setData(x, accuracy)
             self.legend.addItem(self.curves[(mode, "raw")], f"accuracy, {mode} labels")
             calibrated = np.array([r.calibrated_accuracy for r in mine], dtype=float)
             if not np.isnan(calibrated).all():
-                self.curves[(mode, "calibrated")].setData(ks, calibrated)
+                self.curves[(mode, "calibrated")].setData(x, calibrated)
                 self.legend.addItem(self.curves[(mode, "calibrated")], f"calibrated, {mode} labels")
             low = np.array([r.accuracy_ci_low for r in mine])
             high = np.array([r.accuracy_ci_high for r in mine])
-            self.error_bars[mode].setData(x=ks + MODE_OFFSETS[mode], y=accuracy,
+            self.error_bars[mode].setData(x=x, y=accuracy,
                                           top=high - accuracy, bottom=accuracy - low)
         self.chance.setValue(1.0 / len(evaluation.labels))
         if all_ks:  # the planned shots too, so the axis does not jump while results arrive
