@@ -14,6 +14,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
+from explorer.core.ablation import Ablation
 from explorer.core.map_view import DetailMap, MapKey, cheap_enough, detail_map, exact_window
 from explorer.core.selection import Selection
 from explorer.core.types import ModelInfo, RunResult
@@ -62,7 +63,7 @@ class Controller(QObject):
     window_ready = Signal(object)  # (MapKey, rows, cols, float32[R, C]) from the worker
 
     # queued requests to the worker thread
-    _run_requested = Signal(int, str, int, str)
+    _run_requested = Signal(int, str, int, str, object)
     _job_requested = Signal(int, object)
     _view_requested = Signal(int, object)
     _thumbnails_requested = Signal(int, object, bool, int)
@@ -102,6 +103,9 @@ class Controller(QObject):
         self.model_spec: str | None = None
         self.top_k = DEFAULT_TOP_K
         self.attention_mode = "auto"  # auto | full | lazy (core.attention.resolve_mode)
+        self.ablation: Ablation | None = None  # heads knocked out in every run
+        self.shown_ablation: Ablation | None = None  # the ablation of the shown run
+        self._running_ablation: Ablation | None = None
         self._map_id = 0
         self._map_cache: OrderedDict[tuple[int, MapKey], tuple[RunResult, DetailMap]] = OrderedDict()
         self._pending_maps: dict[int, tuple[int, MapKey]] = {}
@@ -172,8 +176,19 @@ class Controller(QObject):
             return None
         self._running_id = request
         self.running_changed.emit(True)
-        self._run_requested.emit(request, prompt, self.top_k, self.attention_mode)
+        self._running_ablation = self.ablation
+        self._run_requested.emit(request, prompt, self.top_k, self.attention_mode, self.ablation)
         return request
+
+    def set_ablation(self, ablation: Ablation | None, rerun: bool = True) -> None:
+        """Run every prompt from now on with ``ablation`` (None: the plain model); runs the
+        shown prompt again when it changed (and ``rerun``)."""
+        if ablation is not None and ablation.empty:
+            ablation = None
+        if ablation != self.ablation:
+            self.ablation = ablation
+            if rerun:
+                self.rerun()
 
     def set_attention_mode(self, mode: str) -> None:
         """auto (full below 1,024 tokens, lazy from there), full or lazy; runs again."""
@@ -210,6 +225,7 @@ class Controller(QObject):
             self.selection = selection
             self._follow_last = False
         self._prompt = result.prompt
+        self._running_ablation = None
         self.running_changed.emit(True)
         self._view_requested.emit(request, result)
         return request
@@ -299,6 +315,7 @@ class Controller(QObject):
         self._running_id = 0
         self.running_changed.emit(False)
         self.view = view
+        self.shown_ablation = self._running_ablation
         self._map_cache.clear()
         n = view.result.num_tokens
         selection = self.selection
@@ -345,7 +362,8 @@ class Controller(QObject):
         self.thumbnails_changed.emit(view, hide_first, layer)
         if hide_first == self.selection.hide_first:
             done = view.layers - len(view.missing_layers(hide_first))
-            self.thumbnail_progress.emit(done, view.layers, done < view.layers)
+            stopped = self.worker.thumbnails_stopped(run_id, hide_first)
+            self.thumbnail_progress.emit(done, view.layers, done < view.layers and not stopped)
 
     def detail(self, key: MapKey) -> DetailMap | None:
         """The large map for ``key`` of the shown run: at once when cached or cheap, else

@@ -39,7 +39,7 @@ EMBEDDED = (("smollm2", "SmolLM2-135M-Instruct (decoder, RoPE)"),
 DEFAULT_PROMPT = ("Classify this review:\nI loved this movie!\nSentiment: Positive\n\n"
                   "Classify this review:\nI don't like this chair.\nSentiment:")
 LAYOUT_VERSION = 2
-FEATURES = ("explorer.gui.playground", "explorer.gui.compare")
+FEATURES = ("explorer.gui.playground", "explorer.gui.compare", "explorer.gui.ablation")
 """Modules with ``install(window) -> object``: each adds its docks, windows and menu entries."""
 
 

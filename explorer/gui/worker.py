@@ -29,10 +29,10 @@ def _default_load(spec: str, task: TaskState, **options: Any) -> Any:
 
 
 def _default_analyze(model: Any, prompt: str, top_k: int, task: TaskState,
-                     attention: str = "auto") -> Any:
+                     attention: str = "auto", ablation: Any = None) -> Any:
     from explorer.backend.engine import analyze
 
-    return analyze(model, prompt, top_k=top_k, task=task, attention=attention)
+    return analyze(model, prompt, top_k=top_k, task=task, attention=attention, ablation=ablation)
 
 
 def describe_failure(exc: BaseException) -> str:
@@ -124,8 +124,10 @@ class EngineWorker(QObject):
         self._model = model
         self.model_loaded.emit(request_id, model.info)
 
-    @Slot(int, str, int, str)
-    def run(self, request_id: int, prompt: str, top_k: int, attention: str = "auto") -> None:
+    @Slot(int, str, int, str, object)
+    def run(self, request_id: int, prompt: str, top_k: int, attention: str = "auto",
+            ablation: Any = None) -> None:
+        """``ablation``: a core Ablation to run with (None or empty: the plain model)."""
         if self._is_stale(request_id):
             return
         if self._model is None:
@@ -133,7 +135,8 @@ class EngineWorker(QObject):
             return
         task = TaskState(is_cancel_requested=lambda: self._is_stale(request_id))
         try:
-            result = self._analyze_fn(self._model, prompt, top_k, task, attention)
+            extra = {"ablation": ablation} if ablation is not None and not ablation.empty else {}
+            result = self._analyze_fn(self._model, prompt, top_k, task, attention, **extra)
             if self._is_stale(request_id):
                 return
             view = RunView.build(request_id, result)
@@ -195,7 +198,7 @@ class EngineWorker(QObject):
         with self._lock:
             self._stopped_thumbnails.discard((run_id, hide_first))
 
-    def _thumbnails_stopped(self, run_id: int, hide_first: bool) -> bool:
+    def thumbnails_stopped(self, run_id: int, hide_first: bool) -> bool:
         with self._lock:
             return (run_id, hide_first) in self._stopped_thumbnails
 
@@ -208,7 +211,7 @@ class EngineWorker(QObject):
         from explorer.core.thumbnails import layer_tiles
         from explorer.gui.run_view import THUMBNAIL_CELL
 
-        if self._is_stale(run_id) or self._thumbnails_stopped(run_id, hide_first):
+        if self._is_stale(run_id) or self.thumbnails_stopped(run_id, hide_first):
             return
         try:
             tiles = layer_tiles(result, layer, THUMBNAIL_CELL, hide_first)

@@ -49,9 +49,9 @@ def window(qtbot, tmp_path, attention_mode):
 
 def load_and_run(qtbot, win, spec: str, prompt: str):
     """Load ``spec``, run ``prompt`` and return the RunView once every panel drew it."""
-    with qtbot.waitSignal(win.controller.model_changed, timeout=30000):
+    with qtbot.waitSignal(win.controller.model_changed, timeout=120000):
         win.load_model(spec)
-    with qtbot.waitSignal(win.run_displayed, timeout=30000,
+    with qtbot.waitSignal(win.run_displayed, timeout=120000,
                           check_params_cb=lambda v: v.result.prompt == prompt) as blocker:
         win.prompt_panel.set_text(prompt)
         win.prompt_panel.run_now()

@@ -100,7 +100,8 @@ class AttentionMap(QWidget):
         self.colour_box = QComboBox()
         self.colour_box.addItem("colour: auto", "auto")
         self.colour_box.addItem("colour: 0–1", "fixed")
-        self.colour_box.setToolTip("auto: the colour bar spans 0 to the map's largest weight; "
+        self.colour_box.setToolTip("auto: the colour bar spans 0 to the largest weight below the "
+                                   "first row (whose first cell is always 1 in a causal model); "
                                    "0–1: the same fixed scale for every head and model")
         self.jump_box = QSpinBox()
         self.jump_box.setPrefix("#")
@@ -159,11 +160,14 @@ class AttentionMap(QWidget):
         self.curves_plot.setMenuEnabled(False)
         self.curves_plot.setLabel("bottom", "position")
         self.curves_plot.setMouseEnabled(x=True, y=False)
-        self.curves_plot.addLegend(offset=(-10, 5))
-        self.row_curve = self.curves_plot.plot([], [], pen=pg.mkPen(ROW_COLOR, width=1.5),
-                                               name="row: what it attends to (over keys)")
-        self.column_curve = self.curves_plot.plot([], [], pen=pg.mkPen(COLUMN_COLOR, width=1.5),
-                                                  name="column: who attends to it (over queries)")
+        for axis in ("bottom", "left"):
+            self.curves_plot.getAxis(axis).enableAutoSIPrefix(False)
+        self.curves_plot.setTitle(
+            f"<span style='color:{ROW_COLOR}'>row</span>: what the token attends to (over keys) · "
+            f"<span style='color:{COLUMN_COLOR}'>column</span>: who attends to it (over queries)",
+            size="9pt")
+        self.row_curve = self.curves_plot.plot([], [], pen=pg.mkPen(ROW_COLOR, width=1.5))
+        self.column_curve = self.curves_plot.plot([], [], pen=pg.mkPen(COLUMN_COLOR, width=1.5))
         self.token_line = pg.InfiniteLine(angle=90, pen=pg.mkPen("#444", style=Qt.DashLine))
         self.curves_plot.addItem(self.token_line)
         self.curves_plot.scene().sigMouseClicked.connect(self._on_curves_clicked)
@@ -226,6 +230,7 @@ class AttentionMap(QWidget):
         if not result.has_attention:
             self._clear("This run kept no attention (attention mode: none).")
             return
+        self._set_title(np.zeros(0, np.float32))
         self._request_detail()
         self.show_whole_map()
 
@@ -274,6 +279,7 @@ class AttentionMap(QWidget):
             self.status.setText(f"Computing layer {key.layer}, "
                                 f"{'mean of heads' if key.head is None else f'head {key.head}'}…")
             self.map_image.setOpacity(0.35)  # the previous map, marked stale
+            self._set_title(np.zeros(0, np.float32))
 
     def detail_arrived(self, detail: DetailMap) -> None:
         """A map computed in the worker; drawn if it is still the one asked for."""
@@ -306,7 +312,9 @@ class AttentionMap(QWidget):
         if self.detail is None:
             return
         fixed = self.colour_box.currentData() == "fixed"
-        peak = 1.0 if fixed else (self.detail.peak or 1.0)
+        image = self.detail.image
+        below_first = image[1:] if image.shape[0] > 1 else image
+        peak = 1.0 if fixed else (float(below_first.max()) if below_first.size else 0.0) or 1.0
         self.map_image.setLevels((0.0, peak))
         self.window_image.setLevels((0.0, peak))
         self.colorbar.setLevels((0.0, peak))
@@ -341,12 +349,15 @@ class AttentionMap(QWidget):
             if info.group_size > 1:
                 first = group * info.group_size
                 which += f" (key/value group {group}: heads {first}–{first + info.group_size - 1})"
-        top = int(np.argmax(row)) if row.size else 0
-        top_piece = display_piece(result.key_labels[top], info.piece_style) if row.size else ""
+        if row.size:
+            top = int(np.argmax(row))
+            top_piece = display_piece(result.key_labels[top], info.piece_style)
+            most = f"most: #{top} <code>{escape(top_piece)}</code> {row[top]:.2f}"
+        else:
+            most = "computing…"
         self.title.setText(
             f"<b>{which}</b> — token #{s.token} <code>{escape(piece)}</code>: "
-            f"<span style='color:{ROW_COLOR}'>row</span> = what it attends to (most: #{top} "
-            f"<code>{escape(top_piece)}</code> {row[top] if row.size else 0:.2f}), "
+            f"<span style='color:{ROW_COLOR}'>row</span> = what it attends to ({most}), "
             f"<span style='color:{COLUMN_COLOR}'>column</span> = who attends to it")
 
     # -- zoom, labels, exact windows -------------------------------------------------------
