@@ -82,6 +82,7 @@ def main() -> int:
         wait(finished)
         settle()
         compare.grab().save(str(OUT / "icl-evaluate.png"))
+    app.processEvents()
     print(f"saved screenshots in {OUT}")
     window.close()
     return 0
