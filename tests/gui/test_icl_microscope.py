@@ -230,6 +230,13 @@ def test_a_column_on_its_own_model_with_memory_shown(qtbot, window, compare):
     assert compare.columns[1].layer_highlight.rect().y() == 1
     extras = window.session_extras()["comparison"]
     assert extras["column_models"] == ["", "tiny-gpt2"]
+    # other column features (e.g. the ablation label scan) run on the column's model
+    names: list[str] = []
+    for column in compare.columns:
+        window.controller.submit(compare.column_job(column, lambda m, t, e: m.info.name),
+                                 on_done=names.append, on_error=lambda msg, _c: names.append(msg))
+    qtbot.waitUntil(lambda: len(names) == 2, timeout=30000)
+    assert names == ["tiny-llama", "tiny-gpt2"]
 
 
 def test_case_setting_reaches_columns_and_is_saved(qtbot, window, compare, tmp_path):

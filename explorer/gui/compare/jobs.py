@@ -65,6 +65,17 @@ class ExtraModels:
         return (ModelMemory(main.spec, main.info.name, model_bytes(main), True),)
 
 
+def on_column_model(job: Job, spec: str | None, extra: ExtraModels) -> Job:
+    """``job`` run on a column's own model (``spec``) instead of the main one."""
+    if not spec:
+        return job
+
+    def wrapped(model: Any, task: Any, emit: Callable[[object], None]) -> Any:
+        return job(extra.model(model, spec, task.sub(0.0, 0.2)), task.sub(0.2, 1.0), emit)
+
+    return wrapped
+
+
 def _label_sums(model: Any, labels: Sequence[str], case_insensitive: bool) -> tuple[tuple[Any, ...], str]:
     """(backend LabelVariants, note) for ``model``: no variants and a note for an encoder
     or label words that share their first tokens."""

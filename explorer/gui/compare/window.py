@@ -31,7 +31,14 @@ from explorer.gui.compare.builder import BuilderPanel
 from explorer.gui.compare.column import ColumnWidget
 from explorer.gui.compare.difference import DifferenceView
 from explorer.gui.compare.evaluation import EvaluationPanel
-from explorer.gui.compare.jobs import ColumnsRun, ExtraModels, anchors_job, columns_job, orders_job
+from explorer.gui.compare.jobs import (
+    ColumnsRun,
+    ExtraModels,
+    anchors_job,
+    columns_job,
+    on_column_model,
+    orders_job,
+)
 from explorer.gui.compare.orders import OrderView
 from explorer.gui.plotting import escape
 
@@ -340,6 +347,11 @@ class CompareWindow(QMainWindow):
         else:
             self.highlight = None
             self.main_window.attention_panel.highlight_keys([])
+
+    def column_job(self, column: ColumnWidget, job: Any) -> Any:
+        """``job`` (``fn(model, task, emit)``) made to run on ``column``'s model: the main
+        one, or the column's own (loaded in the worker's extra-model cache)."""
+        return on_column_model(job, column.model_spec(), self.extra)
 
     def _shuffle_count_changed(self, count: int) -> None:
         for column in self.columns:
