@@ -89,8 +89,9 @@ class AnchorView(QWidget):
                                  "S_ww exists.")
             return
         half = layers // 2
-        shallow = np.nanmean(flow.s_wp[:half]) > np.nanmean(flow.s_pq[:half]) if half else False
-        deep = np.nanmean(flow.s_pq[half:]) > np.nanmean(flow.s_wp[half:])
+        shares = _shares(flow)  # compared as shares, like the plot and the paper
+        shallow = bool(half) and shares["S_wp"][:half].mean() > shares["S_pq"][:half].mean()
+        deep = shares["S_pq"][half:].mean() > shares["S_wp"][half:].mean()
         reading = ("as Wang et al. found: shallow layers gather the demonstrations into their label "
                    "words (S_wp larger), deep layers read the answer from them (S_pq larger)"
                    if shallow and deep else
@@ -111,11 +112,9 @@ class AnchorView(QWidget):
             return
         values = {"S_wp": self.flow.s_wp, "S_pq": self.flow.s_pq, "S_ww": self.flow.s_ww}
         layers = np.arange(len(self.flow.s_wp), dtype=float)
-        if self.relative.isChecked():
-            stacked = np.nan_to_num(np.stack(list(values.values())))
-            total = stacked.sum(axis=0)
-            total[total == 0] = 1.0
-            values = {key: np.nan_to_num(v) / total for key, v in values.items()}
+        relative = self.relative.isChecked()
+        if relative:
+            values = _shares(self.flow)
             self.plot.setLabel("left", "share")
         else:
             self.plot.setLabel("left", "saliency")
@@ -124,3 +123,14 @@ class AnchorView(QWidget):
         step = max(1, int(np.ceil(len(layers) / 16)))
         self.plot.getAxis("bottom").setTicks([[(int(x), str(int(x))) for x in layers[::step]]])
         self.plot.enableAutoRange()
+        if relative:  # room above 1 for the legend
+            self.plot.setYRange(-0.02, 1.35, padding=0)
+
+
+def _shares(flow: Any) -> dict[str, np.ndarray]:
+    """Each flow's share of the three per layer (NaN counts as 0; a zero total stays 0)."""
+    values = {"S_wp": flow.s_wp, "S_pq": flow.s_pq, "S_ww": flow.s_ww}
+    stacked = np.nan_to_num(np.stack([np.asarray(v, dtype=float) for v in values.values()]))
+    total = stacked.sum(axis=0)
+    total[total == 0] = 1.0
+    return {key: row / total for key, row in zip(values, stacked, strict=True)}

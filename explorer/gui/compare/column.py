@@ -80,7 +80,7 @@ class ColumnWidget(QFrame):
                                   "another one (alias, folder, .gguf or cached hub id) kept loaded "
                                   "next to it")
         self.editor = QPlainTextEdit(text or (prompt.text if prompt else ""))
-        self.editor.setFixedHeight(72)
+        self.editor.setFixedHeight(64)
         self.editor.setLineWrapMode(QPlainTextEdit.WidgetWidth)
         self.editor.textChanged.connect(self._edited)
         self.summary = QLabel("Not run yet.")
@@ -90,7 +90,7 @@ class ColumnWidget(QFrame):
         self.summary.setMinimumHeight(48)
 
         self.bars_widget = pg.GraphicsLayoutWidget()
-        self.bars_widget.setFixedHeight(100)
+        self.bars_widget.setFixedHeight(90)
         self.bars_plot = self.bars_widget.addPlot()
         self.bars_plot.invertY(True)
         self.bars_plot.setMenuEnabled(False)
@@ -101,7 +101,7 @@ class ColumnWidget(QFrame):
         self.bars_plot.addItem(self.bars)
 
         self.heat_widget = pg.GraphicsLayoutWidget()
-        self.heat_widget.setFixedHeight(124)
+        self.heat_widget.setFixedHeight(112)
         self.heat_plot = self.heat_widget.addPlot()
         self.heat_plot.invertY(True)
         self.heat_plot.setMenuEnabled(False)

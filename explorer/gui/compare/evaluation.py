@@ -114,7 +114,7 @@ class EvaluationPanel(QWidget):
         self.plot.setLabel("left", "accuracy (bars: 95% bootstrap interval)")
         self.plot.setYRange(0, 1.02, padding=0)
         self.plot.showGrid(x=False, y=True, alpha=0.3)
-        self.legend = self.plot.addLegend(offset=(10, 10))
+        self.legend = self.plot.addLegend(offset=(10, -10))  # bottom left, below most curves
         self.curves: dict[tuple[str, str], Any] = {}  # (mode, "raw" | "calibrated") -> curve
         self.error_bars: dict[str, pg.ErrorBarItem] = {}
         for mode, color in MODE_COLORS.items():
