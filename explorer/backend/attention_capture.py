@@ -30,6 +30,19 @@ def _recorder(model: Any) -> tuple[type, int, str | None] | None:
     return target, int(getattr(spec, "index", 1)), getattr(spec, "layer_name", None)
 
 
+def attention_modules(model: Any, layers: int) -> tuple[list[Any], int] | None:
+    """The ``layers`` attention modules transformers records weights from, in order, and
+    the index of the weights in their output tuple (filled under eager attention); None
+    when the model does not declare them or the count differs."""
+    found = _recorder(model)
+    if found is None:
+        return None
+    target, index, layer_name = found
+    modules = [m for name, m in model.named_modules()
+               if isinstance(m, target) and (not layer_name or name.endswith(layer_name))]
+    return (modules, index) if len(modules) == layers else None
+
+
 class AttentionCapture:
     """Forward hooks filling ``buffer`` float16[L, H, T, T], one layer per call, in order."""
 
@@ -49,14 +62,10 @@ class AttentionCapture:
         (the caller then asks transformers for ``output_attentions``). After each layer
         the hook checks ``is_cancel_requested`` and raises Cancelled, so a long forward
         stops within one layer."""
-        found = _recorder(model)
+        found = attention_modules(model, layers)
         if found is None:
             return None
-        target, index, layer_name = found
-        modules = [m for name, m in model.named_modules()
-                   if isinstance(m, target) and (not layer_name or name.endswith(layer_name))]
-        if len(modules) != layers:
-            return None
+        modules, index = found
         return cls(modules, index, np.empty((layers, heads, tokens, tokens), dtype=np.float16),
                    is_cancel_requested)
 

@@ -12,6 +12,7 @@ One module per command, each with ``register(sub)`` that adds its sub-parser and
     attention-explorer attribute …             which input tokens matter, and how faithfully
     attention-explorer lens --model M --prompt TEXT --out R.npz [--top-k K]   the logit lens
     attention-explorer heads --model M --prompt TEXT [--probe induction] --out heads.csv
+    attention-explorer icl …                   demonstration effects and label-anchor flows
 
 Bad input prints ``error: …`` on stderr and exits with code 2, without a traceback.
 """
@@ -33,7 +34,7 @@ from explorer.cli.common import (
 from explorer.core.errors import Cancelled, ExplorerError
 
 COMMAND_MODULES: tuple[str, ...] = ("models", "analyze", "fewshot", "generate", "ablate",
-                                    "attribute", "lens", "heads")
+                                    "attribute", "lens", "heads", "icl")
 """Modules of ``explorer.cli`` that each register one sub-command."""
 
 __all__ = ["EXIT_USAGE", "build_parser", "main"]

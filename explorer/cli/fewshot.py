@@ -2,11 +2,14 @@
 
     attention-explorer fewshot --model M --examples FILE.csv --demos FILE.csv \\
         --labels Positive,Negative --shots 0,1,2,4 [--template FILE] [--seed N] \\
+        [--orders N] [--label-mode gold|flipped|random] [--case-sensitive] \\
         --out RESULT.csv [--items-out ITEMS.csv]
 
 Defaults use the shipped sentiment set in resources/sentiment/ and the course template.
-RESULT.csv: shots,n,accuracy,calibrated_accuracy,mean_label_prob (one row per k).
-ITEMS.csv: shots,index,label,predicted,prompt,p_<label>... (one row per k and item).
+RESULT.csv: shots,n,accuracy,calibrated_accuracy,mean_label_prob,label_mode,order,
+accuracy_ci_low,accuracy_ci_high (one row per k, label mode and order, plus the row
+pooled over orders with order "all").
+ITEMS.csv: shots,index,label,predicted,prompt,p_<label>...,label_mode,order.
 """
 
 from __future__ import annotations
@@ -28,6 +31,17 @@ def _seed(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
     if value < 0:
         raise argparse.ArgumentTypeError("must be a non-negative integer")
+    return value
+
+
+def _orders(text: str) -> int:
+    """The --orders value; 0, negative or non-numbers raise ExplorerError (exit 2)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise ExplorerError(f"--orders takes a whole number of orders, not {text!r}.") from None
+    if value < 1:
+        raise ExplorerError(f"--orders must be at least 1 (one order = the seed's own order); got {value}.")
     return value
 
 
@@ -55,7 +69,20 @@ def register(sub: Any) -> None:
                         "resources/sentiment/course.template)")
     parser.add_argument("--seed", type=_seed, default=0,
                         help="seed for choosing the demonstrations (default: %(default)s)")
-    parser.add_argument("--out", type=Path, required=True, help="summary CSV, one row per k")
+    parser.add_argument("--orders", default="1",
+                        help="evaluate each k under N seeded demonstration orders (the first "
+                        "is the seed's own order; at most k! exist) and add a pooled row "
+                        "with order 'all' (default: 1)")
+    parser.add_argument("--label-mode", default="gold",
+                        help="demonstration labels: gold (as in the pool), flipped (every label "
+                        "swapped) or random (drawn at random with the seed); several may be "
+                        "given separated by commas (default: gold)")
+    parser.add_argument("--case-sensitive", action="store_true",
+                        help="sum only the declared spelling of each label (and with a "
+                        "leading space); by default one-token lower / capitalised / upper "
+                        "case forms are summed too")
+    parser.add_argument("--out", type=Path, required=True,
+                        help="summary CSV, one row per k, label mode and order")
     parser.add_argument("--items-out", type=Path, default=None,
                         help="per-item predictions CSV")
     parser.set_defaults(handler=cmd_fewshot)
@@ -64,6 +91,8 @@ def register(sub: Any) -> None:
 def cmd_fewshot(args: argparse.Namespace) -> int:
     labels = fewshot.parse_labels(args.labels)
     shots = fewshot.parse_shots(args.shots)
+    orders = _orders(args.orders)
+    modes = fewshot.parse_label_modes(args.label_mode)
     examples = fewshot.read_labelled_csv(args.examples or fewshot.shipped("reviews.csv"), labels)
     demos = fewshot.read_labelled_csv(args.demos or fewshot.shipped("demos.csv"), labels)
     template = (fewshot.read_template(args.template) if args.template is not None
@@ -80,7 +109,8 @@ def cmd_fewshot(args: argparse.Namespace) -> int:
     from explorer.backend.fewshot_runner import evaluate
 
     result = evaluate(loaded, examples, demos, labels, shots, template, args.seed,
-                      calibrate=True, task=stderr_progress())
+                      calibrate=True, task=stderr_progress(), orders=orders, label_modes=modes,
+                      case_insensitive=not args.case_sensitive)
     fewshot.write_summary_csv(args.out, result.rows)
     if args.items_out is not None:
         fewshot.write_items_csv(args.items_out, labels, result.items)
@@ -90,12 +120,13 @@ def cmd_fewshot(args: argparse.Namespace) -> int:
 
 def format_table(result: Any) -> str:
     """The summary as a small text table, with the summed label variants underneath."""
-    lines = [f"{'shots':>5} {'n':>4} {'accuracy':>9} {'calibrated':>10} {'p(true)':>8} "
-             f"{'label mass':>10}"]
+    lines = [f"{'shots':>5} {'labels':>7} {'order':>5} {'n':>4} {'accuracy':>8} {'95% CI':>13} "
+             f"{'calibrated':>10} {'p(true)':>7} {'label mass':>10}"]
     for row in result.rows:
-        lines.append(f"{row.shots:>5} {row.n:>4} {row.accuracy:>9.3f} "
-                     f"{row.calibrated_accuracy:>10.3f} {row.mean_label_prob:>8.3f} "
-                     f"{row.label_mass:>10.3f}")
+        ci = f"{row.accuracy_ci_low:.3f}–{row.accuracy_ci_high:.3f}"
+        lines.append(f"{row.shots:>5} {row.label_mode:>7} {row.order:>5} {row.n:>4} "
+                     f"{row.accuracy:>8.3f} {ci:>13} {row.calibrated_accuracy:>10.3f} "
+                     f"{row.mean_label_prob:>7.3f} {row.label_mass:>10.3f}")
     lines.append("label probabilities summed over: "
                  + "; ".join(v.describe() for v in result.variants))
     if result.content_free:

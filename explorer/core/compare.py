@@ -9,7 +9,6 @@ query's tokens, which every column shares.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -25,6 +24,7 @@ from explorer.core.fewshot import (
     Segment,
     build_prompt,
     choose_demonstrations,
+    demonstration_pattern,
     segment_token_spans,
 )
 from explorer.core.tokens import display_piece
@@ -161,13 +161,6 @@ def builder_prompts(template: FewShotTemplate, pool: Sequence[LabelledExample], 
             for k in shots]
 
 
-def _demonstration_pattern(template: FewShotTemplate) -> re.Pattern[str]:
-    parts = re.split(r"(\{text\}|\{label\})", template.demonstration)
-    regex = "".join("(?P<text>.*?)" if p == "{text}" else "(?P<label>.*?)" if p == "{label}"
-                    else re.escape(p) for p in parts)
-    return re.compile(regex, re.DOTALL)
-
-
 def segment_prompt(text: str, template: FewShotTemplate) -> BuiltPrompt:
     """Split an edited prompt into segments like ``build_prompt`` does.
 
@@ -182,7 +175,7 @@ def segment_prompt(text: str, template: FewShotTemplate) -> BuiltPrompt:
     if template.instruction and text.startswith(template.instruction + sep):
         position = len(template.instruction) + len(sep)
         segments.append(Segment("instruction", "instruction", 0, position))
-    pattern = _demonstration_pattern(template)
+    pattern = demonstration_pattern(template)
     number = 0
     while True:
         found = text.find(sep, position) if sep else -1

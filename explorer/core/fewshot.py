@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -74,6 +76,15 @@ def _fill(pattern: str, **values: str) -> str:
 
 
 COURSE_TEMPLATE = FewShotTemplate()
+
+
+def demonstration_pattern(template: FewShotTemplate) -> re.Pattern[str]:
+    """A regex that reads a rendered demonstration back: groups ``text`` and ``label``
+    (use ``fullmatch`` on the demonstration without its separator)."""
+    parts = re.split(r"(\{text\}|\{label\})", template.demonstration)
+    regex = "".join("(?P<text>.*?)" if p == "{text}" else "(?P<label>.*?)" if p == "{label}"
+                    else re.escape(p) for p in parts)
+    return re.compile(regex, re.DOTALL)
 
 _SECTION = re.compile(r"^=== *(instruction|demonstration|query|separator) *===\s*$")
 
@@ -274,6 +285,130 @@ def choose_demonstrations(pool: Sequence[LabelledExample], k: int, seed: int,
     return tuple(chosen[i] for i in shuffle)
 
 
+LABEL_MODES: tuple[str, ...] = ("gold", "flipped", "random")
+"""Demonstration labels in an evaluation: as in the pool, each one flipped, or drawn at random."""
+
+
+def flip_label(label: str, labels: Sequence[str]) -> str:
+    """The label a flipped demonstration shows: the other one of two labels; with more
+    labels, the next declared label (cyclically). ExplorerError for an unknown label."""
+    labels = list(labels)
+    if label not in labels:
+        raise ExplorerError(f"Cannot flip the label {label!r}: it is not one of {labels}.")
+    return labels[(labels.index(label) + 1) % len(labels)]
+
+
+def parse_label_modes(text: str | Sequence[str]) -> tuple[str, ...]:
+    """"gold" or "gold,flipped,random" -> the modes in the given order, duplicates dropped."""
+    items = text.split(",") if isinstance(text, str) else list(text)
+    modes: list[str] = []
+    for item in items:
+        mode = str(item).strip().lower()
+        if mode not in LABEL_MODES:
+            raise ExplorerError(f"Unknown label mode {str(item).strip()!r}; choose "
+                                f"{', '.join(LABEL_MODES[:-1])} or {LABEL_MODES[-1]}.")
+        if mode not in modes:
+            modes.append(mode)
+    if not modes:
+        raise ExplorerError("No label mode given; choose gold, flipped or random.")
+    return tuple(modes)
+
+
+def relabel(demos: Sequence[LabelledExample], labels: Sequence[str], mode: str, seed: int
+            ) -> tuple[LabelledExample, ...]:
+    """The demonstrations with the labels of ``mode`` (Min et al. 2022).
+
+    gold: unchanged; flipped: every label replaced by ``flip_label``; random: every label
+    drawn uniformly from ``labels`` with ``numpy.random.default_rng([seed, k, 1])``
+    (k = number of demonstrations), independently of the true label, so some stay right.
+    """
+    if mode == "gold":
+        return tuple(demos)
+    if mode == "flipped":
+        return tuple(LabelledExample(d.text, flip_label(d.label, labels), d.row) for d in demos)
+    if mode == "random":
+        rng = np.random.default_rng([seed, len(demos), 1])
+        drawn = rng.integers(0, len(labels), size=len(demos))
+        return tuple(LabelledExample(d.text, labels[int(i)], d.row) for d, i in zip(demos, drawn, strict=True))
+    raise ExplorerError(f"Unknown label mode {mode!r}; choose gold, flipped or random.")
+
+
+def demonstration_orders(k: int, count: int, seed: int) -> tuple[tuple[int, ...], ...]:
+    """Up to ``count`` distinct orders (permutations of range(k)) of k demonstrations.
+
+    The first order is the identity (the order ``choose_demonstrations`` gives), so one
+    order reproduces a single-order run. When k! <= count every permutation is returned
+    (identity first, then lexicographic): k = 0 and k = 1 have one order, k = 2 two.
+    Otherwise the others are drawn with ``numpy.random.default_rng([seed, k, 2])``,
+    rejecting repeats.
+    """
+    if count < 1:
+        raise ExplorerError(f"The number of orders must be at least 1, not {count}.")
+    if math.factorial(k) <= count:
+        return tuple(itertools.permutations(range(k)))
+    rng = np.random.default_rng([seed, k, 2])
+    orders: list[tuple[int, ...]] = [tuple(range(k))]
+    seen = set(orders)
+    while len(orders) < count:
+        order = tuple(int(i) for i in rng.permutation(k))
+        if order not in seen:
+            seen.add(order)
+            orders.append(order)
+    return tuple(orders)
+
+
+def apply_order(demos: Sequence[LabelledExample], order: Sequence[int]) -> tuple[LabelledExample, ...]:
+    """``demos`` rearranged: position i holds ``demos[order[i]]``."""
+    return tuple(demos[i] for i in order)
+
+
+@dataclass(frozen=True)
+class PlannedBlock:
+    """One set of prompts of an evaluation: k demonstrations with the labels of
+    ``label_mode`` in order number ``order`` (``orders`` orders exist for this k)."""
+
+    shots: int
+    label_mode: str
+    order: int
+    orders: int
+    demos: tuple[LabelledExample, ...]
+
+    @property
+    def key(self) -> tuple[tuple[str, str], ...]:
+        """What the prompts depend on: equal keys give equal prompts (k = 0 in every mode)."""
+        return tuple((d.text, d.label) for d in self.demos)
+
+    def describe(self) -> str:
+        """e.g. "4-shot", "4-shot, flipped labels, order 2/5"."""
+        text = f"{self.shots}-shot"
+        if self.label_mode != "gold":
+            text += f", {self.label_mode} labels"
+        if self.orders > 1:
+            text += f", order {self.order + 1}/{self.orders}"
+        return text
+
+
+def evaluation_plan(pool: Sequence[LabelledExample], labels: Sequence[str], shots: Sequence[int],
+                    seed: int, orders: int = 1, label_modes: Sequence[str] = ("gold",)
+                    ) -> tuple[PlannedBlock, ...]:
+    """Every block of an evaluation, k outermost, then label mode, then order.
+
+    For each k the demonstrations are ``choose_demonstrations(pool, k, seed, labels)``,
+    relabelled for the mode (``relabel``) and rearranged by each of
+    ``demonstration_orders(k, orders, seed)``; order 0 is the chosen order itself.
+    """
+    plan: list[PlannedBlock] = []
+    for k in shots:
+        chosen = choose_demonstrations(pool, k, seed, labels)
+        permutations = demonstration_orders(k, orders, seed)
+        for mode in label_modes:
+            labelled = relabel(chosen, labels, mode, seed)
+            for number, order in enumerate(permutations):
+                plan.append(PlannedBlock(k, mode, number, len(permutations),
+                                         apply_order(labelled, order)))
+    return tuple(plan)
+
+
 # --------------------------------------------------------------------------- prompts
 
 
@@ -328,6 +463,12 @@ def build_prompt(template: FewShotTemplate, demos: Sequence[LabelledExample],
     return BuiltPrompt("".join(p[2] for p in pieces), tuple(segments), query_label)
 
 
+def shared_prefix_chars(template: FewShotTemplate, demos: Sequence[LabelledExample]) -> int:
+    """How many leading characters every prompt with these demonstrations shares: the
+    instruction, the demonstrations and the query format's text before {text}."""
+    return build_prompt(template, demos, "").segments[-1].start + template.query.index("{text}")
+
+
 def token_segment_ids(offsets: np.ndarray, bounds: Sequence[tuple[int, int]]) -> np.ndarray:
     """Which segment each token belongs to: int64[T] (-1 = none).
 
@@ -378,9 +519,15 @@ def segment_token_spans(offsets: np.ndarray, bounds: Sequence[tuple[int, int]]
 # --------------------------------------------------------------------------- metrics
 
 
+BOOTSTRAP_RESAMPLES = 1000
+CI_LEVEL = 0.95
+POOLED = "all"
+"""The ``order`` of a summary row pooled over every evaluated order."""
+
+
 @dataclass(frozen=True)
 class ItemPrediction:
-    """One query run with k demonstrations.
+    """One query run with k demonstrations (labels of ``label_mode``, in order ``order``).
 
     label_probs: float64[label], next-token probability of each label summed over its
     first-token variants (raw, not normalised over the labels).
@@ -393,11 +540,13 @@ class ItemPrediction:
     prompt: str
     label_probs: tuple[float, ...]
     calibrated_predicted: str = ""
+    label_mode: str = "gold"
+    order: int = 0
 
 
 @dataclass(frozen=True)
 class ShotSummary:
-    """One row per k.
+    """One row per k, label mode and order (``order`` "0".."N-1", or "all" pooled).
 
     accuracy: raw argmax over the label probabilities matches the true label.
     calibrated_accuracy: the same after contextual calibration (NaN when not measured).
@@ -405,7 +554,12 @@ class ShotSummary:
     raw (uncalibrated) probabilities.
     label_mass: mean over items of the summed probability of all label variants (how much
     of the next-token distribution goes to any label at all).
-    prior: float[label] content-free label distribution used for calibration (empty if none).
+    prior: float[label] content-free label distribution used for calibration (empty if none
+    or pooled over orders).
+    accuracy_ci_low/high, calibrated_ci_low/high: 95% percentile bootstrap interval
+    (``bootstrap_ci``: items resampled, seeded, 1,000 resamples; a pooled row resamples
+    items and keeps every order of a drawn item).
+    orders: how many orders the row covers (1 for a single-order row).
     """
 
     shots: int
@@ -416,6 +570,13 @@ class ShotSummary:
     label_mass: float
     prior: tuple[float, ...] = ()
     demos: tuple[LabelledExample, ...] = field(default=(), compare=False)
+    label_mode: str = "gold"
+    order: str = "0"
+    accuracy_ci_low: float = float("nan")
+    accuracy_ci_high: float = float("nan")
+    calibrated_ci_low: float = float("nan")
+    calibrated_ci_high: float = float("nan")
+    orders: int = 1
 
 
 def normalise_over_labels(label_probs: np.ndarray) -> np.ndarray:
@@ -449,39 +610,86 @@ def predict(label_probs: np.ndarray, labels: Sequence[str]) -> list[str]:
     return [labels[i] for i in np.argmax(np.atleast_2d(label_probs), axis=-1)]
 
 
+def bootstrap_ci(correct: np.ndarray, seed: int = 0, resamples: int = BOOTSTRAP_RESAMPLES,
+                 level: float = CI_LEVEL) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean of ``correct``.
+
+    correct: float[item] (1 = right) or float[order, item]; items are resampled with
+    replacement ``resamples`` times (``numpy.random.default_rng(seed)``), every order of
+    a drawn item comes along, and the interval is the (1 - level)/2 and (1 + level)/2
+    quantiles of the resampled means. (nan, nan) without items.
+    """
+    values = np.atleast_2d(np.asarray(correct, dtype=np.float64))
+    n = values.shape[-1]
+    if n == 0:
+        return float("nan"), float("nan")
+    values = values.reshape(-1, n)
+    per_item = values.mean(axis=0)  # float64[item]: mean over orders
+    draws = np.random.default_rng(seed).integers(0, n, size=(resamples, n))
+    means = per_item[draws].mean(axis=1)
+    low, high = np.quantile(means, [(1.0 - level) / 2.0, (1.0 + level) / 2.0])
+    return float(low), float(high)
+
+
 def summarise(shots: int, labels: Sequence[str], true_labels: Sequence[str],
               label_probs: np.ndarray, prior: np.ndarray | None = None,
-              demos: Sequence[LabelledExample] = ()) -> ShotSummary:
-    """Metrics of one k from float[item, label] raw label probabilities."""
-    probs = np.asarray(label_probs, dtype=np.float64).reshape(len(true_labels), len(labels))
-    n = len(true_labels)
+              demos: Sequence[LabelledExample] = (), *, label_mode: str = "gold",
+              order: int = 0, seed: int = 0) -> ShotSummary:
+    """Metrics of one k and one demonstration order from float[item, label] raw label
+    probabilities; confidence intervals from ``bootstrap_ci`` with ``seed``."""
+    return summarise_orders(shots, labels, true_labels, np.asarray(label_probs)[None],
+                            None if prior is None else np.asarray(prior)[None], demos,
+                            label_mode=label_mode, order=str(order), seed=seed)
+
+
+def summarise_orders(shots: int, labels: Sequence[str], true_labels: Sequence[str],
+                     label_probs: np.ndarray, priors: np.ndarray | None = None,
+                     demos: Sequence[LabelledExample] = (), *, label_mode: str = "gold",
+                     order: str = POOLED, seed: int = 0) -> ShotSummary:
+    """Metrics pooled over orders from float[order, item, label] raw label probabilities
+    and float[order, label] calibration priors (each order calibrated with its own prior):
+    every metric is the mean over orders and items."""
+    n, count = len(true_labels), len(labels)
+    probs = np.asarray(label_probs, dtype=np.float64).reshape(-1, n, count)
+    orders = probs.shape[0]
     if n == 0:
         nan = float("nan")
-        return ShotSummary(shots, 0, nan, nan, nan, nan, (), tuple(demos))
+        return ShotSummary(shots, 0, nan, nan, nan, nan, (), tuple(demos), label_mode, order,
+                           orders=orders)
     truth = np.array([labels.index(label) for label in true_labels])
-    accuracy = float(np.mean(np.argmax(probs, axis=1) == truth))
+    correct = np.argmax(probs, axis=-1) == truth  # bool[order, item]
     normalised = normalise_over_labels(probs)
-    mean_label_prob = float(np.mean(normalised[np.arange(n), truth]))
-    label_mass = float(np.mean(probs.sum(axis=1)))
-    calibrated_accuracy = float("nan")
+    mean_label_prob = float(np.mean(normalised[:, np.arange(n), truth]))
+    label_mass = float(np.mean(probs.sum(axis=-1)))
+    low, high = bootstrap_ci(correct, seed)
+    nan = float("nan")
+    calibrated_accuracy, cal_low, cal_high = nan, nan, nan
     prior_tuple: tuple[float, ...] = ()
-    if prior is not None:
-        calibrated = calibrate(probs, prior)
-        calibrated_accuracy = float(np.mean(np.argmax(calibrated, axis=1) == truth))
-        prior_tuple = tuple(float(x) for x in prior)
-    return ShotSummary(shots, n, accuracy, calibrated_accuracy, mean_label_prob, label_mass,
-                       prior_tuple, tuple(demos))
+    if priors is not None:
+        priors = np.asarray(priors, dtype=np.float64).reshape(orders, count)
+        calibrated = np.stack([calibrate(probs[o], priors[o]) for o in range(orders)])
+        calibrated_correct = np.argmax(calibrated, axis=-1) == truth
+        calibrated_accuracy = float(np.mean(calibrated_correct))
+        cal_low, cal_high = bootstrap_ci(calibrated_correct, seed)
+        if orders == 1:
+            prior_tuple = tuple(float(x) for x in priors[0])
+    return ShotSummary(shots, n, float(np.mean(correct)), calibrated_accuracy, mean_label_prob,
+                       label_mass, prior_tuple, tuple(demos), label_mode, order, low, high,
+                       cal_low, cal_high, orders)
 
 
 # --------------------------------------------------------------------------- CSV output
 
 SUMMARY_COLUMNS: tuple[str, ...] = ("shots", "n", "accuracy", "calibrated_accuracy",
-                                    "mean_label_prob")
+                                    "mean_label_prob", "label_mode", "order",
+                                    "accuracy_ci_low", "accuracy_ci_high")
+"""The summary CSV: the first five columns are the original ones, in their order."""
 
 
 def item_columns(labels: Sequence[str]) -> tuple[str, ...]:
-    """shots,index,label,predicted,prompt then p_<label> per label."""
-    return ("shots", "index", "label", "predicted", "prompt", *(f"p_{label}" for label in labels))
+    """shots,index,label,predicted,prompt, p_<label> per label, then label_mode,order."""
+    return ("shots", "index", "label", "predicted", "prompt", *(f"p_{label}" for label in labels),
+            "label_mode", "order")
 
 
 def _number(value: float) -> str:
@@ -489,19 +697,21 @@ def _number(value: float) -> str:
 
 
 def write_summary_csv(path: Path, rows: Sequence[ShotSummary]) -> None:
-    """One row per k with SUMMARY_COLUMNS; NaN is written as an empty cell."""
+    """One row per k, label mode and order with SUMMARY_COLUMNS; NaN is an empty cell."""
     _write(path, SUMMARY_COLUMNS, [
         [str(r.shots), str(r.n), _number(r.accuracy), _number(r.calibrated_accuracy),
-         _number(r.mean_label_prob)] for r in rows
+         _number(r.mean_label_prob), r.label_mode, r.order, _number(r.accuracy_ci_low),
+         _number(r.accuracy_ci_high)] for r in rows
     ])
 
 
 def write_items_csv(path: Path, labels: Sequence[str], items: Sequence[ItemPrediction]) -> None:
-    """One row per (k, item): ``index`` is the 0-based position in the examples file and
-    p_<label> the raw next-token probability summed over the label's variants."""
+    """One row per (k, label mode, order, item): ``index`` is the 0-based position in the
+    examples file and p_<label> the raw next-token probability summed over the label's
+    variants."""
     _write(path, item_columns(labels), [
         [str(i.shots), str(i.index), i.label, i.predicted, i.prompt,
-         *(f"{p:.6g}" for p in i.label_probs)] for i in items
+         *(f"{p:.6g}" for p in i.label_probs), i.label_mode, str(i.order)] for i in items
     ])
 
 

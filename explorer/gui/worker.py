@@ -262,6 +262,12 @@ class EngineWorker(QObject):
     def model(self) -> Any:
         return self._model
 
+    @property
+    def load_function(self) -> LoadFunction:
+        """``load(spec, task, **options)`` as this worker loads models (for extra models
+        a job keeps next to the main one, e.g. per-column models in the comparison)."""
+        return self._load_fn
+
 
 class WorkerThread(QThread):
     """A named QThread that owns one EngineWorker."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import math
 import subprocess
 import sys
 from collections import Counter
@@ -261,8 +262,10 @@ def test_summary_without_calibration_is_nan_and_csv_cell_empty(tmp_path) -> None
     path = tmp_path / "out.csv"
     fs.write_summary_csv(path, [row])
     lines = path.read_text(encoding="utf-8").splitlines()
-    assert lines[0] == "shots,n,accuracy,calibrated_accuracy,mean_label_prob"
+    assert lines[0] == ("shots,n,accuracy,calibrated_accuracy,mean_label_prob,"
+                        "label_mode,order,accuracy_ci_low,accuracy_ci_high")
     assert lines[1].split(",")[3] == ""
+    assert lines[1].split(",")[5:] == ["gold", "0", "1", "1"]  # one right item: CI [1, 1]
 
 
 def test_items_csv_columns(tmp_path) -> None:
@@ -271,5 +274,131 @@ def test_items_csv_columns(tmp_path) -> None:
     fs.write_items_csv(path, LABELS, [item])
     with path.open(encoding="utf-8", newline="") as handle:
         rows = list(csv.reader(handle))
-    assert rows[0] == ["shots", "index", "label", "predicted", "prompt", "p_Positive", "p_Negative"]
-    assert rows[1] == ["1", "0", "Positive", "Negative", "a,\nb", "0.1", "0.25"]
+    assert rows[0] == ["shots", "index", "label", "predicted", "prompt", "p_Positive", "p_Negative",
+                       "label_mode", "order"]
+    assert rows[1] == ["1", "0", "Positive", "Negative", "a,\nb", "0.1", "0.25", "gold", "0"]
+
+
+# --------------------------------------------------------------------------- label noise and orders
+
+
+def test_flip_and_label_modes() -> None:
+    assert fs.flip_label("Positive", LABELS) == "Negative"
+    assert fs.flip_label("Negative", LABELS) == "Positive"
+    assert [fs.flip_label(x, "abc") for x in "abc"] == ["b", "c", "a"]  # cyclic with 3 labels
+    with pytest.raises(ExplorerError, match="not one of"):
+        fs.flip_label("Neutral", LABELS)
+    assert fs.parse_label_modes("gold") == ("gold",)
+    assert fs.parse_label_modes(" Random, gold ,random") == ("random", "gold")
+    for bad in ("golden", "", "gold,noise"):
+        with pytest.raises(ExplorerError):
+            fs.parse_label_modes(bad)
+
+
+def test_relabel_gold_flipped_and_seeded_random() -> None:
+    demos = fs.choose_demonstrations(POOL, 8, 0, LABELS)
+    assert fs.relabel(demos, LABELS, "gold", 0) == demos
+    flipped = fs.relabel(demos, LABELS, "flipped", 0)
+    assert [d.text for d in flipped] == [d.text for d in demos]
+    assert all(f.label != d.label for f, d in zip(flipped, demos, strict=True))
+    random_a = fs.relabel(demos, LABELS, "random", 5)
+    assert random_a == fs.relabel(demos, LABELS, "random", 5)  # reproducible
+    assert [d.text for d in random_a] == [d.text for d in demos]
+    draws = [tuple(d.label for d in fs.relabel(demos, LABELS, "random", s)) for s in range(40)]
+    assert len(set(draws)) > 20  # the labels really vary with the seed
+    agree = np.mean([a == d.label for draw in draws for a, d in zip(draw, demos, strict=True)])
+    assert 0.35 < agree < 0.65  # independent of the true label: about half stay right
+
+
+@pytest.mark.parametrize("k, count, expected", [(0, 5, 1), (1, 5, 1), (2, 5, 2), (3, 5, 5),
+                                                (3, 6, 6), (3, 9, 6), (4, 5, 5), (6, 30, 30)])
+def test_orders_are_distinct_permutations_starting_with_the_identity(k, count, expected) -> None:
+    orders = fs.demonstration_orders(k, count, seed=3)
+    assert len(orders) == expected == len(set(orders))
+    assert orders[0] == tuple(range(k))
+    assert all(sorted(o) == list(range(k)) for o in orders)
+    assert orders == fs.demonstration_orders(k, count, seed=3)
+    if expected == count < math.factorial(k):  # drawn, not enumerated
+        assert fs.demonstration_orders(k, count, seed=4) != orders
+    with pytest.raises(ExplorerError, match="at least 1"):
+        fs.demonstration_orders(k, 0, seed=3)
+
+
+def test_plan_order_zero_is_the_chosen_order_and_modes_relabel() -> None:
+    plan = fs.evaluation_plan(POOL, LABELS, (0, 2, 4), seed=7, orders=3,
+                              label_modes=("gold", "flipped"))
+    assert [(b.shots, b.label_mode, b.order) for b in plan] == [
+        (0, "gold", 0), (0, "flipped", 0),
+        (2, "gold", 0), (2, "gold", 1), (2, "flipped", 0), (2, "flipped", 1),
+        (4, "gold", 0), (4, "gold", 1), (4, "gold", 2),
+        (4, "flipped", 0), (4, "flipped", 1), (4, "flipped", 2)]
+    for block in plan:
+        chosen = fs.choose_demonstrations(POOL, block.shots, 7, LABELS)
+        order = fs.demonstration_orders(block.shots, 3, 7)[block.order]
+        assert [d.text for d in block.demos] == [chosen[i].text for i in order]
+        truth = {d.text: d.label for d in POOL}
+        flips = [d.label != truth[d.text] for d in block.demos]
+        assert all(flips) if block.label_mode == "flipped" else not any(flips)
+    assert plan[0].key == plan[1].key == ()  # zero-shot prompts do not depend on the mode
+    assert plan[-1].describe() == "4-shot, flipped labels, order 3/3"
+    assert plan[2].describe() == "2-shot, order 1/2"
+
+
+# --------------------------------------------------------------------------- bootstrap
+
+
+def _binomial_quantile(n: int, p: float, q: float) -> float:
+    """The q-quantile of Binomial(n, p) / n, exactly (the bootstrap distribution of a mean
+    of n right/wrong items with p right)."""
+    from math import comb
+
+    total = 0.0
+    for k in range(n + 1):
+        total += comb(n, k) * p**k * (1 - p) ** (n - k)
+        if total >= q - 1e-12:
+            return k / n
+    return 1.0
+
+
+@pytest.mark.parametrize("right, n", [(52, 64), (44, 64), (3, 10), (10, 10), (0, 7)])
+def test_bootstrap_interval_matches_the_binomial_and_is_seeded(right: int, n: int) -> None:
+    correct = np.zeros(n)
+    correct[:right] = 1
+    np.random.default_rng(1).shuffle(correct)
+    low, high = fs.bootstrap_ci(correct, seed=11)
+    assert (low, high) == fs.bootstrap_ci(correct, seed=11)
+    assert low <= right / n <= high
+    # 1,000 resamples: within two grid steps of the exact binomial percentiles
+    assert abs(low - _binomial_quantile(n, right / n, 0.025)) <= 2 / n + 1e-9
+    assert abs(high - _binomial_quantile(n, right / n, 0.975)) <= 2 / n + 1e-9
+    if 0 < right < n:
+        assert fs.bootstrap_ci(correct, seed=12) != (low, high) or n < 20
+
+
+def test_bootstrap_of_orders_resamples_items_with_all_their_orders() -> None:
+    # two orders: item i is right in both or in neither -> same interval as one order
+    one = np.array([1, 0, 1, 1, 0, 1, 1, 1, 0, 1], dtype=float)
+    assert fs.bootstrap_ci(np.stack([one, one]), seed=2) == fs.bootstrap_ci(one, seed=2)
+    # complementary orders: every item is right exactly once -> no spread at all
+    assert fs.bootstrap_ci(np.stack([one, 1 - one]), seed=2) == (0.5, 0.5)
+    assert np.isnan(fs.bootstrap_ci(np.zeros(0), seed=2)[0])
+
+
+def test_summary_rows_carry_mode_order_and_interval() -> None:
+    rng = np.random.default_rng(0)
+    truth = ["Positive", "Negative"] * 10
+    probs = rng.random((3, 20, 2))
+    priors = np.array([[0.7, 0.3], [0.5, 0.5], [0.2, 0.8]])
+    pooled = fs.summarise_orders(4, LABELS, truth, probs, priors, label_mode="random", seed=5)
+    index = np.array([0, 1] * 10)
+    right = np.argmax(probs, -1) == index
+    assert pooled.order == "all" and pooled.orders == 3 and pooled.label_mode == "random"
+    assert pooled.accuracy == pytest.approx(right.mean())
+    calibrated = [np.argmax(probs[o] / probs[o].sum(-1, keepdims=True) / priors[o], -1) == index
+                  for o in range(3)]
+    assert pooled.calibrated_accuracy == pytest.approx(np.mean(calibrated))
+    assert (pooled.accuracy_ci_low, pooled.accuracy_ci_high) == fs.bootstrap_ci(right, 5)
+    single = fs.summarise(4, LABELS, truth, probs[1], priors[1], label_mode="random", order=1, seed=5)
+    assert single.order == "1" and single.accuracy == pytest.approx(right[1].mean())
+    assert single.prior == (0.5, 0.5)
+    assert single.accuracy_ci_low <= single.accuracy <= single.accuracy_ci_high

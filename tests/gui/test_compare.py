@@ -136,32 +136,146 @@ def test_open_in_explorer_selects_the_absolute_query_token(qtbot, window, compar
     np.testing.assert_allclose(window.attention_panel.shown_map, target.attentions[1, 3].astype(np.float32))
 
 
-def test_gui_evaluation_equals_headless_and_cli_files(qtbot, window, compare, tmp_path):
+@pytest.fixture
+def folder_window(qtbot, tmp_path):
+    """A main window whose worker loads models with the real loader (no test double), and a
+    tiny Llama saved as a transformers folder that the CLI can load too."""
+    from PySide6.QtCore import QSettings
+
+    from explorer.gui.controller import Controller
+    from explorer.gui.main_window import MainWindow
+    from explorer.gui.plotting import configure_pyqtgraph
+    from explorer.gui.worker import EngineWorker
+    from tests.support.tiny_models import byte_level_tokenizer, tiny_llama
+
+    folder = tmp_path / "tiny-llama"
+    model = tiny_llama()
+    model.config.architectures = ["LlamaForCausalLM"]
+    model.save_pretrained(folder)
+    byte_level_tokenizer().save_pretrained(folder)
+    configure_pyqtgraph()
+    controller = Controller(EngineWorker())
+    win = MainWindow(controller, QSettings(str(tmp_path / "settings.ini"), QSettings.IniFormat))
+    qtbot.addWidget(win)
+    win.show()
+    yield win, folder
+    controller.shutdown()
+
+
+def read_rows(path):
+    import csv
+
+    with path.open(encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_gui_evaluation_equals_the_cli_run_as_a_subprocess(qtbot, folder_window, tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    window, folder = folder_window
+    (tmp_path / "demos.csv").write_text(DEMOS, encoding="utf-8")
+    (tmp_path / "examples.csv").write_text(EXAMPLES, encoding="utf-8")
+    with qtbot.waitSignal(window.controller.model_changed, timeout=60000):
+        window.load_model(str(folder))
+    compare = window.features["explorer.gui.compare"].open()
+    qtbot.addWidget(compare)
+    compare.builder.demos_path.setText(str(tmp_path / "demos.csv"))
+    compare.builder.seed.setValue(3)
+    panel = compare.evaluation
+    panel.examples_path.setText(str(tmp_path / "examples.csv"))
+    panel.shots.setText("0,1,2")
+    panel.orders.setValue(2)
+    panel.mode_boxes["flipped"].setChecked(True)
+    with qtbot.waitSignal(window.controller.worker.job_finished, timeout=120000):
+        assert panel.run() is not None, panel.status.text()
+    qtbot.waitUntil(lambda: panel.job is None and panel.evaluation is not None)
+    assert panel.evaluation.complete
+    panel.export_csv(tmp_path / "gui.csv", tmp_path / "gui-items.csv")
+
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, "-m", "explorer", "fewshot", "--model", str(folder), "--examples",
+         str(tmp_path / "examples.csv"), "--demos", str(tmp_path / "demos.csv"), "--shots", "0,1,2",
+         "--orders", "2", "--label-mode", "gold,flipped", "--seed", "3",
+         "--out", str(tmp_path / "cli.csv"), "--items-out", str(tmp_path / "cli-items.csv")],
+        cwd=root, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    cli, gui = read_rows(tmp_path / "cli.csv"), read_rows(tmp_path / "gui.csv")
+    keys = ("shots", "n", "label_mode", "order")
+    assert [tuple(r[k] for k in keys) for r in gui] == [tuple(r[k] for k in keys) for r in cli]
+    assert len(cli) == 2 * (2 + 2 + 3)  # per mode: k=0 one order, k=1 one, k=2 two; + pooled rows
+    for mine, theirs in zip(gui, cli, strict=True):
+        for column in ("accuracy", "calibrated_accuracy", "mean_label_prob", "accuracy_ci_low",
+                       "accuracy_ci_high"):
+            assert float(mine[column]) == pytest.approx(float(theirs[column]), abs=2e-6), column
+    cli_items, gui_items = read_rows(tmp_path / "cli-items.csv"), read_rows(tmp_path / "gui-items.csv")
+    assert [r["prompt"] for r in gui_items] == [r["prompt"] for r in cli_items]
+    assert [r["predicted"] for r in gui_items] == [r["predicted"] for r in cli_items]
+    for mine, theirs in zip(gui_items, cli_items, strict=True):
+        assert float(mine["p_Positive"]) == pytest.approx(float(theirs["p_Positive"]), rel=1e-4)
+    # what is drawn: the pooled CLI rows in the table, one curve and its intervals per mode
+    pooled = [r for r in cli if r["order"] == "all"]
+    assert panel.table.rowCount() == len(pooled) == 6
+    for i, row in enumerate(pooled):
+        assert panel.table.item(i, 0).text() == row["shots"]
+        assert panel.table.item(i, 1).text() == row["label_mode"]
+        assert panel.table.item(i, 4).text() == f"{float(row['accuracy']):.3f}"
+        assert panel.table.item(i, 5).text() == (f"{float(row['accuracy_ci_low']):.3f}–"
+                                                 f"{float(row['accuracy_ci_high']):.3f}")
+    for mode in ("gold", "flipped"):
+        mine = [r for r in pooled if r["label_mode"] == mode]
+        x, y = panel.curves[(mode, "raw")].getData()
+        np.testing.assert_allclose(x, np.array([0, 1, 2]) + (0.08 if mode == "flipped" else 0.0))
+        np.testing.assert_allclose(y, [float(r["accuracy"]) for r in mine], atol=2e-6)
+        bars = panel.error_bars[mode].opts
+        np.testing.assert_allclose(np.asarray(bars["y"]) - np.asarray(bars["bottom"]),
+                                   [float(r["accuracy_ci_low"]) for r in mine], atol=2e-6)
+        np.testing.assert_allclose(np.asarray(bars["y"]) + np.asarray(bars["top"]),
+                                   [float(r["accuracy_ci_high"]) for r in mine], atol=2e-6)
+    assert panel.curves[("random", "raw")].getData()[0] is None or \
+        len(panel.curves[("random", "raw")].getData()[0]) == 0
+    assert [e[1] for e in panel.progress_events][-1].startswith("2-shot, flipped labels, order 2/2 (item 4/4)")
+    assert panel.eta.text().startswith("took ")
+
+
+def test_partial_results_are_drawn_and_kept_on_cancel(qtbot, window, compare, tmp_path):
     load_and_run(qtbot, window, "tiny-llama", "The cat")
     panel = compare.evaluation
     panel.examples_path.setText(str(tmp_path / "examples.csv"))
     panel.shots.setText("0,1,2")
-    with qtbot.waitSignal(window.controller.worker.job_finished, timeout=60000):
-        assert panel.run() is not None
-    qtbot.waitUntil(lambda: panel.evaluation is not None)
-    from explorer.backend.fewshot_runner import evaluate
+    calls, gate, held = [], threading.Event(), threading.Event()
 
-    examples = fs.read_labelled_csv(tmp_path / "examples.csv", LABELS)
-    headless = evaluate(window.controller.worker.model, examples, pool(tmp_path), LABELS, (0, 1, 2),
-                        fs.COURSE_TEMPLATE, seed=3, calibrate=True)
-    assert panel.evaluation.rows == headless.rows and panel.evaluation.items == headless.items
-    assert [r.shots for r in headless.rows] == [0, 1, 2]
-    assert panel.table.rowCount() == 3
-    assert panel.table.item(1, 2).text() == f"{headless.rows[1].accuracy:.3f}"
-    x, y = panel.raw_curve.getData()
-    np.testing.assert_array_equal(y, [r.accuracy for r in headless.rows])
-    assert panel.calibrated_curve.getData()[1] is not None
-    assert [e[1] for e in panel.progress_events][-1].startswith("2-shot (item 4/4)")
-    panel.export_csv(tmp_path / "gui.csv", tmp_path / "gui-items.csv")
-    fs.write_summary_csv(tmp_path / "cli.csv", headless.rows)
-    fs.write_items_csv(tmp_path / "cli-items.csv", LABELS, headless.items)
-    assert (tmp_path / "gui.csv").read_text() == (tmp_path / "cli.csv").read_text()
-    assert (tmp_path / "gui-items.csv").read_text() == (tmp_path / "cli-items.csv").read_text()
+    def hold(_module, _args):
+        calls.append(1)
+        if len(calls) == 7:  # k=0 took 6 forwards (prefix, "N/A", 4 items): hold k=1's first
+            held.set()
+            gate.wait(10)
+
+    handle = window.controller.worker.model.model.register_forward_pre_hook(hold)
+    try:
+        assert panel.run() is not None
+        assert held.wait(20)
+        qtbot.waitUntil(lambda: panel.table.rowCount() == 1, timeout=10000)
+        assert panel.eta.text().startswith("ETA ")
+        assert "Partial results" in panel.status.text() and panel.export_button.isEnabled()
+        x, y = panel.raw_curve.getData()
+        assert list(x) == [0.0] and y[0] == pytest.approx(panel.evaluation.rows[0].accuracy)
+        panel.cancel()
+        gate.set()
+        qtbot.waitUntil(lambda: panel.job is None, timeout=10000)
+    finally:
+        handle.remove()
+    assert "Kept the partial results" in panel.status.text() and panel.run_button.isEnabled()
+    assert panel.table.rowCount() == 1 and panel.table.item(0, 0).text() == "0"
+    panel.export_csv(tmp_path / "partial.csv")
+    rows = read_rows(tmp_path / "partial.csv")
+    assert [(r["shots"], r["order"]) for r in rows] == [("0", "0"), ("0", "all")]
+    # the kept row is the zero-shot accuracy of the four items, recomputed from the items
+    items = panel.evaluation.items
+    assert len(items) == 4
+    assert float(rows[0]["accuracy"]) == pytest.approx(np.mean([i.predicted == i.label for i in items]))
 
 
 def test_evaluation_cancel_stops_within_one_item(qtbot, window, compare, tmp_path):
@@ -185,7 +299,8 @@ def test_evaluation_cancel_stops_within_one_item(qtbot, window, compare, tmp_pat
         qtbot.waitUntil(lambda: panel.job is None, timeout=10000)
     finally:
         handle.remove()
-    assert len(calls) == 1 and panel.progress_events == []
+    # the held forward built the shared prefix; the query it serves (one step) completes
+    assert len(calls) == 2 and panel.progress_events == []
     assert panel.status.text() == "Cancelled." and panel.run_button.isEnabled()
     assert panel.evaluation is None
 

@@ -105,8 +105,9 @@ class LabelScan(QWidget):
         self.cancel_button.setEnabled(True)
         self.progress.setValue(0)
         self._say(f"Scanning column {self.column_box.currentText()} for {label!r}…")
+        job = scan_job(result.prompt, None, self.mode_box.currentText(), target_id=int(target))
         self.job = self.controller.submit(
-            scan_job(result.prompt, None, self.mode_box.currentText(), target_id=int(target)),
+            self.compare.column_job(columns[index], job),  # on the column's own model if it has one
             on_done=lambda scan, r=result, lab=label: self._done(scan, r, lab),
             on_error=self._failed,
             on_progress=lambda f, _m: self.progress.setValue(int(f * 1000)))

@@ -9,6 +9,7 @@ from typing import Any
 
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
+    QCheckBox,
     QFileDialog,
     QGridLayout,
     QHBoxLayout,
@@ -48,6 +49,11 @@ class BuilderPanel(QWidget):
         self.query = QLineEdit(DEFAULT_QUERY)
         self.labels = QLineEdit(",".join(fewshot.DEFAULT_LABELS))
         self.labels.setToolTip("Label words, comma-separated")
+        self.case_box = QCheckBox("Any case")
+        self.case_box.setChecked(True)
+        self.case_box.setToolTip("Also sum the label words' lower / capitalised / upper case forms "
+                                 "that are one token (e.g. ' negative' for Negative), in the "
+                                 "columns and in the evaluation; the summed tokens are named")
         self.seed = QSpinBox()
         self.seed.setRange(0, 1_000_000)
         self.seed.setToolTip("Seed for choosing the demonstrations (mixed labels, reproducible)")
@@ -69,7 +75,10 @@ class BuilderPanel(QWidget):
         grid.addWidget(QLabel("Query"), 1, 0)
         grid.addWidget(self.query, 1, 1)
         grid.addWidget(QLabel("Labels"), 1, 2)
-        grid.addWidget(self.labels, 1, 3)
+        labels_row = QHBoxLayout()
+        labels_row.addWidget(self.labels, 1)
+        labels_row.addWidget(self.case_box)
+        grid.addLayout(labels_row, 1, 3)
         row = QHBoxLayout()
         row.addWidget(QLabel("Seed"))
         row.addWidget(self.seed)
@@ -91,6 +100,10 @@ class BuilderPanel(QWidget):
 
     def label_words(self) -> tuple[str, ...]:
         return fewshot.parse_labels(self.labels.text())
+
+    def case_insensitive(self) -> bool:
+        """Sum case variants of the label words (the columns and the evaluation alike)."""
+        return self.case_box.isChecked()
 
     def pool(self) -> tuple[LabelledExample, ...]:
         path = self.demos_path.text().strip()
@@ -125,7 +138,8 @@ class BuilderPanel(QWidget):
     def state(self) -> dict[str, Any]:
         return {"template": self.template_path.text(), "instruction": self.instruction.text(),
                 "demos": self.demos_path.text(), "query": self.query.text(),
-                "labels": self.labels.text(), "seed": self.seed.value(), "shots": self.shots.text()}
+                "labels": self.labels.text(), "seed": self.seed.value(), "shots": self.shots.text(),
+                "case_insensitive": self.case_box.isChecked()}
 
     def apply_state(self, state: dict[str, Any]) -> None:
         for key, edit in (("template", self.template_path), ("instruction", self.instruction),
@@ -135,6 +149,8 @@ class BuilderPanel(QWidget):
                 edit.setText(state[key])
         if isinstance(state.get("seed"), int):
             self.seed.setValue(state["seed"])
+        if isinstance(state.get("case_insensitive"), bool):
+            self.case_box.setChecked(state["case_insensitive"])
 
 
 def _with_browse(edit: QLineEdit, slot: Any) -> QHBoxLayout:

@@ -10,7 +10,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from explorer.core.compare import ColumnAnalysis, query_difference, query_pieces
-from explorer.gui.plotting import highlight_rect, short_label, strided_ticks
+from explorer.gui.plotting import escape, highlight_rect, short_label, strided_ticks
 
 DIVERGING = "CET-D1"  # blue (B < A) – white – red (B > A)
 
@@ -83,6 +83,14 @@ class DifferenceView(QWidget):
         a, b = columns[a_index], columns[b_index]
         if a is None or b is None:
             self.caption.setText("Run the columns to compare their attention over the query.")
+            return
+        info_a, info_b = a.result.model_info, b.result.model_info
+        if (info_a.name, info_a.layers, info_a.heads) != (info_b.name, info_b.layers, info_b.heads):
+            self.shown = None
+            self.image.clear()
+            self.caption.setText(f"Columns {chr(ord('A') + b_index)} and {chr(ord('A') + a_index)} "
+                                 f"run on different models ({escape(info_b.name)}, "
+                                 f"{escape(info_a.name)}): their attention maps do not subtract.")
             return
         diff = query_difference(a, b, layer, head)
         self.shown = diff

@@ -1,4 +1,6 @@
-"""The few-shot comparison window: builder, 2–6 prompt columns, difference view, evaluation."""
+"""The few-shot comparison window: builder, 2–6 prompt columns (each on the main model or
+its own), and below them the difference view, the label-anchor flows and the order
+sensitivity of a column; the Evaluate tab."""
 
 from __future__ import annotations
 
@@ -23,13 +25,24 @@ from PySide6.QtWidgets import (
 
 from explorer.core.compare import MAX_COLUMNS, MIN_COLUMNS, ColumnAnalysis
 from explorer.core.errors import ExplorerError
-from explorer.core.fewshot import BuiltPrompt
+from explorer.core.fewshot import BuiltPrompt, demonstration_orders
+from explorer.gui.compare.anchors import AnchorView
 from explorer.gui.compare.builder import BuilderPanel
 from explorer.gui.compare.column import ColumnWidget
 from explorer.gui.compare.difference import DifferenceView
 from explorer.gui.compare.evaluation import EvaluationPanel
-from explorer.gui.compare.jobs import ColumnsRun, columns_job
+from explorer.gui.compare.jobs import (
+    ColumnsRun,
+    ExtraModels,
+    anchors_job,
+    columns_job,
+    on_column_model,
+    orders_job,
+)
+from explorer.gui.compare.orders import OrderView
 from explorer.gui.plotting import escape
+
+DEFAULT_SHUFFLES = 5
 
 
 class CompareWindow(QMainWindow):
@@ -44,7 +57,11 @@ class CompareWindow(QMainWindow):
         self.layer, self.head, self.head_mean = 0, 0, False
         self.query_index = 0
         self.job: Any = None
+        self.side_job: Any = None  # an anchor-flow or order job (queued behind any run)
         self.run: ColumnsRun | None = None
+        self.extra = ExtraModels(getattr(self.controller.worker, "load_function", None))
+        self.flows: dict[int, Any] = {}  # id(ColumnAnalysis) -> core.icl.AnchorFlow
+        self.highlight: tuple[Any, list[tuple[int, int]]] | None = None  # (RunResult, key spans)
 
         self.builder = BuilderPanel()
         self.builder.build_requested.connect(self.build_columns)
@@ -65,6 +82,13 @@ class CompareWindow(QMainWindow):
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setEnabled(False)
         self.cancel_button.clicked.connect(self.cancel)
+        self.shuffle_box = QSpinBox()
+        self.shuffle_box.setRange(2, 24)
+        self.shuffle_box.setValue(DEFAULT_SHUFFLES)
+        self.shuffle_box.setToolTip("How many orders a column's Shuffle button tries")
+        self.shuffle_box.valueChanged.connect(self._shuffle_count_changed)
+        self.memory_label = QLabel("")
+        self.memory_label.setToolTip("Models loaded in the worker and the memory their weights use")
         self.status = QLabel("Build columns with the zero / one / few-shot button, or edit them.")
         self.status.setWordWrap(True)
         self.status.setTextFormat(Qt.RichText)
@@ -78,10 +102,14 @@ class CompareWindow(QMainWindow):
         controls.addWidget(self.head_box)
         controls.addWidget(self.mean_box)
         controls.addSpacing(12)
+        controls.addWidget(QLabel("Shuffle ×"))
+        controls.addWidget(self.shuffle_box)
+        controls.addSpacing(12)
         controls.addWidget(self.run_button)
         controls.addWidget(self.progress)
         controls.addWidget(self.cancel_button)
         controls.addWidget(self.status, 1)
+        controls.addWidget(self.memory_label)
 
         self.columns_host = QWidget()
         self.columns_layout = QHBoxLayout(self.columns_host)
@@ -91,12 +119,20 @@ class CompareWindow(QMainWindow):
         scroll.setWidget(self.columns_host)
         self.difference = DifferenceView()
         self.difference.choice_changed.connect(self._draw_difference)
+        self.anchors = AnchorView()
+        self.anchors.column_changed.connect(lambda _i: self.request_anchor_flow())
+        self.orders = OrderView()
+        self.below = QTabWidget()
+        self.below.addTab(self.difference, "Difference B − A")
+        self.below.addTab(self.anchors, "Label anchors")
+        self.below.addTab(self.orders, "Order sensitivity")
+        self.below.currentChanged.connect(self._below_changed)
         splitter = QSplitter(Qt.Vertical)
         splitter.addWidget(scroll)
-        splitter.addWidget(self.difference)
+        splitter.addWidget(self.below)
         splitter.setStretchFactor(0, 3)
         splitter.setStretchFactor(1, 1)
-        splitter.setSizes([650, 260])
+        splitter.setSizes([700, 230])
 
         compare_tab = QWidget()
         layout = QVBoxLayout(compare_tab)
@@ -110,6 +146,7 @@ class CompareWindow(QMainWindow):
         self.tabs.addTab(self.evaluation, "Evaluate")
         self.setCentralWidget(self.tabs)
         self.controller.model_changed.connect(self._model_changed)
+        main_window.run_displayed.connect(self._main_run_displayed)
         try:
             self.set_prompts(self.builder.prompts())
         except ExplorerError as exc:
@@ -138,6 +175,9 @@ class CompareWindow(QMainWindow):
         column.open_requested.connect(self.open_in_explorer)
         column.query_token_selected.connect(self.select_query_token)
         column.layer_clicked.connect(lambda layer: self.set_head(layer, self.head, self.head_mean))
+        column.demo_selected.connect(self.select_demonstration)
+        column.shuffle_requested.connect(self.shuffle_column)
+        column.set_shuffle_count(self.shuffle_box.value())
         self.columns.append(column)
         self.columns_layout.addWidget(column, 1)
 
@@ -148,6 +188,8 @@ class CompareWindow(QMainWindow):
         last = self.columns[-1] if self.columns else None
         column = ColumnWidget(text if text is not None else (last.text() if last else ""),
                               None if text is not None or last is None else last.built)
+        if last is not None:
+            column.set_model_spec(last.model_spec())
         self._append(column)
         self._columns_changed()
         return column
@@ -166,6 +208,7 @@ class CompareWindow(QMainWindow):
             column.remove_button.setEnabled(len(self.columns) > MIN_COLUMNS)
         self.add_button.setEnabled(len(self.columns) < MAX_COLUMNS)
         self.difference.set_column_count(len(self.columns))
+        self.anchors.set_column_count(len(self.columns))
         self._draw_difference()
 
     def build_columns(self) -> None:
@@ -201,20 +244,23 @@ class CompareWindow(QMainWindow):
             return None
         columns = list(self.columns)
         prompts = [c.prompt(template) for c in columns]
+        specs = [c.model_spec() for c in columns]
         self.run_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
         self.progress.setValue(0)
         self._say(f"Running {len(prompts)} columns…")
         self.job = self.controller.submit(
-            columns_job(prompts, labels, self.controller.top_k),
+            columns_job(prompts, labels, self.controller.top_k, template, specs, self.extra,
+                        self.builder.case_insensitive()),
             on_done=lambda run: self._columns_done(columns, run),
             on_error=self._columns_failed,
             on_progress=lambda f, m: self.progress.setValue(int(f * 1000)))
         return self.job
 
     def cancel(self) -> None:
-        if self.job is not None:
-            self.job.cancel()
+        for job in (self.job, self.side_job):
+            if job is not None:
+                job.cancel()
 
     def _finish_job(self) -> None:
         self.job = None
@@ -229,22 +275,165 @@ class CompareWindow(QMainWindow):
         self._finish_job()
         self.progress.setValue(1000)
         self.run = run
-        for column, analysis in zip(columns, run.columns, strict=True):
+        self.flows = {}
+        effects = run.effects or (None,) * len(run.columns)
+        notes = run.notes or (run.label_note,) * len(run.columns)
+        for column, analysis, effect, note in zip(columns, run.columns, effects, notes, strict=True):
             if column in self.columns:
-                column.show_analysis(analysis, run.label_note)
-        info = run.columns[0].result.model_info
-        for box, top in ((self.layer_box, info.layers), (self.head_box, info.heads)):
+                column.show_analysis(analysis, note)
+                column.show_effects(effect)
+        infos = [a.result.model_info for a in run.columns]
+        layers, heads = max(i.layers for i in infos), max(i.heads for i in infos)
+        for box, top in ((self.layer_box, layers), (self.head_box, heads)):
             box.blockSignals(True)
             box.setRange(0, top - 1)
             box.blockSignals(False)
-        # clamp to this model before anything draws (a switch may leave fewer layers)
-        self.layer = min(max(self.layer, 0), info.layers - 1)
-        self.head = min(max(self.head, 0), info.heads - 1)
+        # clamp to these models before anything draws (a switch may leave fewer layers)
+        self.layer = min(max(self.layer, 0), layers - 1)
+        self.head = min(max(self.head, 0), heads - 1)
         self._columns_changed()
         self.set_head(self.layer, self.head, self.head_mean)
         self.select_query_token(self.query_index)
+        self.memory_label.setText("Models: " + " · ".join(m.describe() for m in run.models)
+                                  if run.models else "")
+        names = ", ".join(dict.fromkeys(i.name for i in infos))
         note = f" {run.label_note}" if run.label_note else ""
-        self._say(f"Ran {len(run.columns)} columns on {info.name}.{note}", error=bool(note))
+        self._say(f"Ran {len(run.columns)} columns on {names}.{note}", error=bool(note))
+        if self.below.currentWidget() is self.anchors:
+            self.request_anchor_flow()
+
+    # -- demonstrations, orders, anchors ---------------------------------------------------
+    def select_demonstration(self, column: ColumnWidget, number: int) -> None:
+        """Highlight demonstration ``number`` of ``column``: its heatmap column here, and its
+        tokens (key columns) in the main window's attention map, which shows this column's
+        run with the final position selected. -1 clears."""
+        for other in self.columns:
+            if other is not column:
+                other.highlight_segment(None)
+                other.effects_table.blockSignals(True)
+                other.effects_table.clearSelection()
+                other.effects_table.blockSignals(False)
+        if number < 0 or column.analysis is None:
+            column.highlight_segment(None)
+            self._set_highlight(None)
+            return
+        segment, start, end = column.demo_span(number)
+        column.highlight_segment(segment)
+        result = column.analysis.result
+        self._set_highlight((result, [(start, end)]))
+        name = chr(ord("A") + self.columns.index(column))
+        self._say(f"{name} · d{number + 1}: tokens {start}–{end - 1} highlighted here and in "
+                  "the main window's attention map")
+        if self.controller.result is not result:
+            selection = self.controller.selection.with_(
+                token=result.num_tokens - 1, layer=min(self.layer, result.model_info.layers - 1),
+                head=min(self.head, result.model_info.heads - 1), head_mean=self.head_mean)
+            self.controller.show_result(result, selection)
+
+    def _set_highlight(self, highlight: tuple[Any, list[tuple[int, int]]] | None) -> None:
+        self.highlight = highlight
+        panel = self.main_window.attention_panel
+        if highlight is None:
+            panel.highlight_keys([])
+        elif self.controller.result is highlight[0]:
+            panel.highlight_keys(highlight[1])
+
+    def _main_run_displayed(self, view: Any) -> None:
+        """Keep the main window's key highlight only while it shows the highlighted column."""
+        if self.highlight is None:
+            return
+        if view.result is self.highlight[0]:
+            self.main_window.attention_panel.highlight_keys(self.highlight[1])
+        else:
+            self.highlight = None
+            self.main_window.attention_panel.highlight_keys([])
+
+    def column_job(self, column: ColumnWidget, job: Any) -> Any:
+        """``job`` (``fn(model, task, emit)``) made to run on ``column``'s model: the main
+        one, or the column's own (loaded in the worker's extra-model cache)."""
+        return on_column_model(job, column.model_spec(), self.extra)
+
+    def _shuffle_count_changed(self, count: int) -> None:
+        for column in self.columns:
+            column.set_shuffle_count(count)
+
+    def shuffle_column(self, column: ColumnWidget) -> Any:
+        """Re-run ``column`` under Shuffle ×N orders of its demonstrations (the first is its
+        own order, the others drawn with the builder's seed); returns the Job."""
+        if column.analysis is None or column not in self.columns:
+            return None
+        prompt = column.analysis.prompt
+        count = sum(s.kind == "demonstration" for s in prompt.segments)
+        orders = demonstration_orders(count, self.shuffle_box.value(), self.builder.seed.value())
+        name = chr(ord("A") + self.columns.index(column))
+        self.below.setCurrentWidget(self.orders)
+        self.orders.show_message(f"Running column {name} under {len(orders)} orders…")
+        try:
+            labels = self.builder.label_words()
+        except ExplorerError as exc:
+            self.orders.show_message(exc.message)
+            return None
+        self.side_job = self.controller.submit(
+            orders_job(prompt, labels, orders, column.model_spec(), self.extra,
+                       self.builder.case_insensitive()),
+            on_done=lambda spread: self._orders_done(spread, name),
+            on_error=lambda message, cancelled: self._side_failed(self.orders, message, cancelled),
+            on_progress=lambda f, m: self.progress.setValue(int(f * 1000)))
+        return self.side_job
+
+    def _orders_done(self, spread: Any, name: str) -> None:
+        self.side_job = None
+        self.orders.show_spread(spread, name)
+
+    def _side_failed(self, view: Any, message: str, cancelled: bool) -> None:
+        self.side_job = None
+        view.show_message("Cancelled." if cancelled else message)
+
+    def _below_changed(self, _index: int) -> None:
+        if self.below.currentWidget() is self.anchors:
+            self.request_anchor_flow()
+
+    def request_anchor_flow(self) -> Any:
+        """Compute (once per run) and draw the anchor flows of the column chosen in the
+        Label anchors tab; returns the Job, or None when it is drawn from memory."""
+        index = self.anchors.column()
+        if not 0 <= index < len(self.columns):
+            return None
+        column = self.columns[index]
+        name = chr(ord("A") + index)
+        analysis = column.analysis
+        if analysis is None:
+            self.anchors.show_message(f"Run the columns first (column {name} has no result).")
+            return None
+        if not len(analysis.label_probs):
+            self.anchors.show_message(f"Column {name} has no label probabilities, so no loss to "
+                                      "take the saliency of.")
+            return None
+        if id(analysis) in self.flows:
+            self.anchors.show_flow(self.flows[id(analysis)], name)
+            return None
+        try:
+            template = self.builder.template()
+            labels = self.builder.label_words()
+        except ExplorerError as exc:
+            self.anchors.show_message(exc.message)
+            return None
+        self.anchors.show_message(f"Computing the flows of column {name} (a forward and a "
+                                  "backward pass)…")
+        self.side_job = self.controller.submit(
+            anchors_job(analysis.prompt, template, labels, column.model_spec(), self.extra,
+                        self.builder.case_insensitive()),
+            on_done=lambda flow: self._anchors_done(analysis, flow),
+            on_error=lambda message, cancelled: self._side_failed(self.anchors, message, cancelled),
+            on_progress=lambda f, m: self.progress.setValue(int(f * 1000)))
+        return self.side_job
+
+    def _anchors_done(self, analysis: ColumnAnalysis, flow: Any) -> None:
+        self.side_job = None
+        self.flows[id(analysis)] = flow
+        index = self.anchors.column()
+        if 0 <= index < len(self.columns) and self.columns[index].analysis is analysis:
+            self.anchors.show_flow(flow, chr(ord("A") + index))
 
     # -- selection -----------------------------------------------------------------------
     def analyses(self) -> list[ColumnAnalysis | None]:
@@ -301,7 +490,9 @@ class CompareWindow(QMainWindow):
     def state(self) -> dict[str, Any]:
         a, b = self.difference.choice()
         return {**self.builder.state(), **self.evaluation.state(),
-                "columns": [c.text() for c in self.columns], "query_token": self.query_index,
+                "columns": [c.text() for c in self.columns],
+                "column_models": [c.model_spec() or "" for c in self.columns],
+                "shuffles": self.shuffle_box.value(), "query_token": self.query_index,
                 "layer": self.layer, "head": self.head, "head_mean": self.head_mean,
                 "difference": [a, b]}
 
@@ -311,6 +502,13 @@ class CompareWindow(QMainWindow):
         texts = state.get("columns")
         if isinstance(texts, list) and len(texts) >= MIN_COLUMNS and all(isinstance(t, str) for t in texts):
             self.set_texts(texts)
+        models = state.get("column_models")
+        if isinstance(models, list) and all(isinstance(m, str) for m in models):
+            for column, spec in zip(self.columns, models, strict=False):
+                column.set_model_spec(spec or None)
+        shuffles = state.get("shuffles")
+        if isinstance(shuffles, int) and not isinstance(shuffles, bool):
+            self.shuffle_box.setValue(shuffles)
         ints = [state.get(k) for k in ("layer", "head", "query_token")]
         if all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in ints):
             self.layer, self.head, self.query_index = ints  # type: ignore[assignment]
