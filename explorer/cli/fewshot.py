@@ -4,7 +4,7 @@
         --labels Positive,Negative --shots 0,1,2,4 [--template FILE] [--seed N] \\
         --out RESULT.csv [--items-out ITEMS.csv]
 
-Defaults use the shipped sentiment set in resources/sentiment/ and the course template.
+Defaults use the shipped sentiment set in explorer/resources/sentiment/ and the course template.
 RESULT.csv: shots,n,accuracy,calibrated_accuracy,mean_label_prob (one row per k).
 ITEMS.csv: shots,index,label,predicted,prompt,p_<label>... (one row per k and item).
 """
@@ -42,17 +42,17 @@ def register(sub: Any) -> None:
     add_model_options(parser)
     parser.add_argument("--examples", type=Path, default=None,
                         help="labelled CSV with columns text,label "
-                        "(default: resources/sentiment/reviews.csv)")
+                        "(default: explorer/resources/sentiment/reviews.csv)")
     parser.add_argument("--demos", type=Path, default=None,
                         help="demonstration pool, CSV with columns text,label "
-                        "(default: resources/sentiment/demos.csv)")
+                        "(default: explorer/resources/sentiment/demos.csv)")
     parser.add_argument("--labels", default="Positive,Negative",
                         help="comma-separated label words (default: %(default)s)")
     parser.add_argument("--shots", default="0,1,2,4,8",
                         help="comma-separated numbers of demonstrations (default: %(default)s)")
     parser.add_argument("--template", type=Path, default=None,
                         help="template file (default: the course format, "
-                        "resources/sentiment/course.template)")
+                        "explorer/resources/sentiment/course.template)")
     parser.add_argument("--seed", type=_seed, default=0,
                         help="seed for choosing the demonstrations (default: %(default)s)")
     parser.add_argument("--out", type=Path, required=True, help="summary CSV, one row per k")

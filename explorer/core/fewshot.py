@@ -18,6 +18,7 @@ that part (a demonstration is "its text plus the blank line that ends it").
 from __future__ import annotations
 
 import csv
+import importlib.resources
 import io
 import json
 import re
@@ -519,16 +520,17 @@ def _write(path: Path, header: Sequence[str], rows: list[list[str]]) -> None:
 
 
 def resources_dir() -> Path:
-    """The repository's ``resources/`` folder (next to the ``explorer`` package)."""
-    return Path(__file__).resolve().parents[2] / "resources"
+    """The package's ``explorer/resources/`` folder (package data: in a source checkout and
+    in an installed wheel alike)."""
+    return Path(str(importlib.resources.files("explorer").joinpath("resources")))
 
 
 def shipped(name: str) -> Path:
-    """A file under ``resources/sentiment/``; ExplorerError if it is not there."""
+    """A file under ``explorer/resources/sentiment/``; ExplorerError if it is not there."""
     path = resources_dir() / "sentiment" / name
     if not path.is_file():
         raise ExplorerError(
-            f"The shipped file '{path}' is missing (an installation without resources/?). "
+            f"The shipped file '{path}' is missing (an installation without explorer/resources/?). "
             "Pass your own files with --examples, --demos and --template."
         )
     return path

@@ -9,7 +9,7 @@ from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QVBoxLa
 
 from explorer.core import positional as pos
 from explorer.core.selection import Selection
-from explorer.core.types import RunResult
+from explorer.core.types import RopeGroup, RunResult
 
 VIEWS = {
     "rotary": ["cos(angle)", "sin(angle)", "angle mod 2π"],
@@ -23,14 +23,34 @@ TEXTBOOK = ("<b>Textbook sinusoid</b> (Vaswani et al. 2017): PE(pos, 2i) = sin(p
             "PE(pos, 2i+1) = cos(pos / 10000<sup>2i/d</sup>), d = {d}. Not what this model uses.")
 
 
-def scheme_text(result: RunResult) -> str:
+def _layer_list(layers: tuple[int, ...]) -> str:
+    return ", ".join(str(i) for i in layers) if len(layers) <= 6 else \
+        f"{', '.join(str(i) for i in layers[:5])}, … ({len(layers)} layers)"
+
+
+def rope_groups_text(groups: tuple[RopeGroup, ...], shown: RopeGroup | None) -> str:
+    """One line per rotary group: its layers and base; the shown one in bold."""
+    lines = []
+    for group in groups:
+        line = f"{group.label}: base {group.base:,g}, layers {_layer_list(group.layers)}"
+        lines.append(f"<b>{line}</b>" if group == shown else line)
+    return ("<br>Local and global layers rotate with different bases (slower rotation = "
+            "positions stay distinguishable further apart):<br>" + "<br>".join(lines))
+
+
+def scheme_text(result: RunResult, group: RopeGroup | None = None) -> str:
     info = result.model_info
     if info.positional_kind == "rotary":
-        return (f"<b>Rotary (RoPE)</b>: each query/key pair of dimensions (2i, 2i+1) is rotated by "
+        base = group.base if group is not None else info.rope_base
+        base_text = "?" if base is None else f"{base:g}"
+        text = (f"<b>Rotary (RoPE)</b>: each query/key pair of dimensions (2i, 2i+1) is rotated by "
                 f"angle = pos · θ<sub>i</sub>, θ<sub>i</sub> = base<sup>−2i/d</sup>; base = "
-                f"{info.rope_base:g}, d = {info.rope_dims} rotary dims per head "
+                f"{base_text}, d = {info.rope_dims} rotary dims per head "
                 f"({(info.rope_dims or 0) // 2} frequency pairs). Attention then depends on "
                 "relative position. Columns: frequency pair i (fast → slow).")
+        if len(info.rope_groups) > 1:
+            text += rope_groups_text(info.rope_groups, group)
+        return text
     if info.positional_kind == "learned":
         return (f"<b>Learned absolute</b> position embeddings: row p of a trained table is added to "
                 f"token p's embedding ({info.hidden_size} dims, {info.context_length} positions).")
@@ -49,6 +69,10 @@ class PositionalPanel(QWidget):
         self.view_box = QComboBox()
         self.view_box.setToolTip("What to draw from the model's positional scheme")
         self.view_box.setSizeAdjustPolicy(QComboBox.AdjustToContents)
+        self.rope_box = QComboBox()
+        self.rope_box.setToolTip("Which layers' rotary embedding to draw (local and global "
+                                 "layers rotate with different bases)")
+        self.rope_box.hide()
         self.textbook_box = QCheckBox("Textbook sinusoid")
         self.textbook_box.setToolTip("Compare with the sinusoid of 'Attention Is All You Need'")
         self.formula = QLabel("")
@@ -77,6 +101,7 @@ class PositionalPanel(QWidget):
         top.addWidget(self.textbook_box)
         side = QVBoxLayout()
         side.addLayout(top)
+        side.addWidget(self.rope_box)
         side.addWidget(self.formula, 1)
         side_widget = QWidget()
         side_widget.setLayout(side)
@@ -86,6 +111,7 @@ class PositionalPanel(QWidget):
         layout.addWidget(side_widget)
         layout.addWidget(self.plots, 1)
         self.view_box.currentIndexChanged.connect(lambda _: self._redraw())
+        self.rope_box.currentIndexChanged.connect(lambda _: self._redraw())
         self.textbook_box.toggled.connect(lambda on: self.options_changed.emit({"textbook_positions": on}))
         self.table = np.zeros((0, 0), np.float32)
 
@@ -97,7 +123,25 @@ class PositionalPanel(QWidget):
             self.view_box.clear()
             self.view_box.addItems(VIEWS.get(result.positional_kind, []))
             self.view_box.blockSignals(False)
+        self._fill_rope_box(result.model_info.rope_groups)
         self._redraw()
+
+    def _fill_rope_box(self, groups: tuple[RopeGroup, ...]) -> None:
+        """One entry per rotary group when the model has more than one (Gemma 3)."""
+        entries = [f"{g.label} layers: base {g.base:,g}" for g in groups] if len(groups) > 1 else []
+        current = [self.rope_box.itemText(i) for i in range(self.rope_box.count())]
+        if entries != current:
+            self.rope_box.blockSignals(True)
+            self.rope_box.clear()
+            self.rope_box.addItems(entries)
+            self.rope_box.blockSignals(False)
+        self.rope_box.setVisible(bool(entries))
+
+    def rope_group(self) -> RopeGroup | None:
+        """The rotary group drawn (None: the model has one, drawn from result.positional)."""
+        groups = self.result.model_info.rope_groups if self.result is not None else ()
+        index = self.rope_box.currentIndex()
+        return groups[index] if len(groups) > 1 and 0 <= index < len(groups) else None
 
     def show_selection(self, selection: Selection) -> None:
         textbook_changed = selection.textbook_positions != self.selection.textbook_positions
@@ -122,13 +166,16 @@ class PositionalPanel(QWidget):
         kind, view = result.positional_kind, self.view_box.currentText()
         table = result.positional
         if kind == "rotary":
+            group = self.rope_group()
+            if group is not None:
+                table = pos.rope_angles(n, np.asarray(group.inv_freq))
             if view.startswith("sin"):
                 table = np.sin(table)
             elif view.startswith("angle"):
                 table = np.mod(table, 2 * np.pi)
             else:
                 table = np.cos(table)
-            return table.astype(np.float32), "frequency pair i", scheme_text(result)
+            return table.astype(np.float32), "frequency pair i", scheme_text(result, group)
         if kind == "learned" and view.startswith("position"):
             return pos.cosine_similarity_matrix(table), "position", scheme_text(result)
         column = {"learned": "dimension", "alibi": "head"}.get(kind, "column")
