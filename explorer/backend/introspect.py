@@ -107,9 +107,20 @@ def rope_groups(model: Any, layers: int) -> tuple[RopeGroup, ...]:
             i for i, t in enumerate(types) if t == name)
         if not members:
             continue
-        base = base_from_inverse_frequencies(inv, 2 * len(inv))
-        groups.append(RopeGroup(name, _significant(base), members, tuple(inv.tolist())))
+        base = _config_base(model.config, name, base_from_inverse_frequencies(inv, 2 * len(inv)))
+        groups.append(RopeGroup(name, base, members, tuple(inv.tolist())))
     return tuple(sorted(groups, key=lambda g: g.layers[0]))
+
+
+def _config_base(config: Any, name: str, derived: float) -> float:
+    """The config's base for this layer type when the buffer agrees with it (the float32
+    buffer reads 1e6 back as 999,999.07), else the base read from the buffer."""
+    params = getattr(config, "rope_parameters", None)
+    nested = params.get(name) if isinstance(params, dict) else None
+    stated = nested.get("rope_theta") if isinstance(nested, dict) else rope_base(config)
+    if stated and abs(derived / float(stated) - 1.0) < 1e-3:
+        return float(stated)
+    return _significant(derived)
 
 
 def _significant(value: float) -> float:
@@ -188,7 +199,7 @@ def piece_style(tokenizer: Any) -> str:
         description = f"{backend.pre_tokenizer!r} {backend.decoder!r}"
     if "ByteLevel" in description:
         return "byte_level"
-    if "Metaspace" in description:
+    if "Metaspace" in description or '"▁"' in description:  # Gemma: Replace("▁", " ")
         return "sentencepiece"
     return "plain"
 

@@ -164,7 +164,7 @@ def test_positional_panel_shows_local_and_global_rope_bases(qtbot, window):
     view = run(qtbot, window, PROMPT + " ")
     info = view.result.model_info
     assert not panel.rope_box.isHidden() and panel.rope_box.count() == 2
-    assert "base 10,000" in panel.rope_box.itemText(0) and "base 1e+06" in panel.rope_box.itemText(1)
+    assert "base 10,000" in panel.rope_box.itemText(0) and "base 1,000,000" in panel.rope_box.itemText(1)
     n = view.result.num_tokens
     local, global_ = info.rope_groups
     np.testing.assert_allclose(panel.table, np.cos(pos.rope_angles(n, np.asarray(local.inv_freq))),
@@ -173,7 +173,8 @@ def test_positional_panel_shows_local_and_global_rope_bases(qtbot, window):
     panel.rope_box.setCurrentIndex(1)
     np.testing.assert_allclose(panel.table, np.cos(pos.rope_angles(n, np.asarray(global_.inv_freq))),
                                rtol=1e-6)
-    assert "base = 1e+06" in panel.formula.text() and "layers 5" in panel.formula.text()
+    assert "base = 1,000,000" in panel.formula.text()
+    assert "<b>global (full attention): base 1,000,000, layers 5</b>" in panel.formula.text()
     # the two bases draw different tables: the global layers rotate slower
     assert not np.allclose(panel.table, np.cos(pos.rope_angles(n, np.asarray(local.inv_freq))))
 

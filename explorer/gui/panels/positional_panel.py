@@ -28,24 +28,30 @@ def _layer_list(layers: tuple[int, ...]) -> str:
         f"{', '.join(str(i) for i in layers[:5])}, … ({len(layers)} layers)"
 
 
+def base_text(base: float | None) -> str:
+    """10,000 / 1,000,000 / 500,000.5 ('?' when unknown)."""
+    if base is None:
+        return "?"
+    return f"{int(base):,}" if float(base).is_integer() else f"{base:,g}"
+
+
 def rope_groups_text(groups: tuple[RopeGroup, ...], shown: RopeGroup | None) -> str:
-    """One line per rotary group: its layers and base; the shown one in bold."""
+    """One line per rotary group: its base and layers; the shown one in bold."""
     lines = []
     for group in groups:
-        line = f"{group.label}: base {group.base:,g}, layers {_layer_list(group.layers)}"
+        line = f"{group.label}: base {base_text(group.base)}, layers {_layer_list(group.layers)}"
         lines.append(f"<b>{line}</b>" if group == shown else line)
-    return ("<br>Local and global layers rotate with different bases (slower rotation = "
-            "positions stay distinguishable further apart):<br>" + "<br>".join(lines))
+    return "<br>Two bases (the larger rotates slower):<br>" + "<br>".join(lines)
 
 
 def scheme_text(result: RunResult, group: RopeGroup | None = None) -> str:
     info = result.model_info
     if info.positional_kind == "rotary":
         base = group.base if group is not None else info.rope_base
-        base_text = "?" if base is None else f"{base:g}"
         text = (f"<b>Rotary (RoPE)</b>: each query/key pair of dimensions (2i, 2i+1) is rotated by "
                 f"angle = pos · θ<sub>i</sub>, θ<sub>i</sub> = base<sup>−2i/d</sup>; base = "
-                f"{base_text}, d = {info.rope_dims} rotary dims per head "
+                f"{base_text(base) if len(info.rope_groups) > 1 else f'{base:g}' if base else '?'}, "
+                f"d = {info.rope_dims} rotary dims per head "
                 f"({(info.rope_dims or 0) // 2} frequency pairs). Attention then depends on "
                 "relative position. Columns: frequency pair i (fast → slow).")
         if len(info.rope_groups) > 1:
@@ -54,6 +60,10 @@ def scheme_text(result: RunResult, group: RopeGroup | None = None) -> str:
     if info.positional_kind == "learned":
         return (f"<b>Learned absolute</b> position embeddings: row p of a trained table is added to "
                 f"token p's embedding ({info.hidden_size} dims, {info.context_length} positions).")
+    if info.positional_kind == "none" and info.architecture.lower().startswith(("t5", "mt5", "umt5", "longt5")):
+        return ("<b>Relative position bias</b> (T5): no position vectors; each head adds a learned "
+                "bias, looked up by the bucketed distance between query and key, to its "
+                "attention scores.")
     if info.positional_kind == "alibi":
         return "<b>ALiBi</b>: no position vectors; each head adds −slope · distance to its attention scores."
     return "<b>No positional encoding</b> found in this model."
@@ -128,7 +138,7 @@ class PositionalPanel(QWidget):
 
     def _fill_rope_box(self, groups: tuple[RopeGroup, ...]) -> None:
         """One entry per rotary group when the model has more than one (Gemma 3)."""
-        entries = [f"{g.label} layers: base {g.base:,g}" for g in groups] if len(groups) > 1 else []
+        entries = [f"{g.label} layers: base {base_text(g.base)}" for g in groups] if len(groups) > 1 else []
         current = [self.rope_box.itemText(i) for i in range(self.rope_box.count())]
         if entries != current:
             self.rope_box.blockSignals(True)
