@@ -65,7 +65,7 @@ def main() -> None:
     long_text = text * 6
     seconds, result = timed(lambda: analyze(gemma, long_text, attention="lazy"), args.repeats)
     rows.append((f"gemma3 analyze, {result.num_tokens} tokens, lazy", f"{seconds:.2f} s"))
-    del gemma
+    gemma = None  # free it before the SmolLM2 runs
 
     prompt = " ".join(["The cat sat on the mat and looked at the dog."] * 40)
     reference = None

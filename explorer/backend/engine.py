@@ -9,12 +9,14 @@ from typing import Any
 
 import numpy as np
 
+from explorer.backend.ablation import ablating
 from explorer.backend.attention_capture import AttentionCapture
 from explorer.backend.device import out_of_memory_reported
 from explorer.backend.introspect import positional_table
 from explorer.backend.loader import LoadedModel
 from explorer.backend.memory import check_memory
 from explorer.backend.qk_capture import NotReproducible, QueryKeyRecorder, recording
+from explorer.core.ablation import Ablation
 from explorer.core.attention import AttentionSpec, rebuild_rows, resolve_mode
 from explorer.core.errors import AttentionUnavailableError, Cancelled, PromptError
 from explorer.core.progress import TaskState
@@ -53,6 +55,22 @@ def check_prompt(loaded: LoadedModel, prompt: str, num_tokens: int) -> None:
 
 
 def analyze(
+    loaded: LoadedModel,
+    prompt: str,
+    top_k: int = DEFAULT_TOP_K,
+    task: TaskState | None = None,
+    attention: str = "auto",
+    ablation: Ablation | None = None,
+) -> RunResult:
+    """Run ``prompt`` through the model and collect every number the panels show
+    (``_analyze``); with ``ablation``, through the model with those heads knocked out
+    (``backend.ablation.ablating``): every number, later layers' attention included, is
+    then the ablated model's. None or an empty ablation is the plain run."""
+    with ablating(loaded, ablation):
+        return _analyze(loaded, prompt, top_k, task, attention)
+
+
+def _analyze(
     loaded: LoadedModel,
     prompt: str,
     top_k: int = DEFAULT_TOP_K,

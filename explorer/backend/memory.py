@@ -1,16 +1,15 @@
-"""Estimate what a run costs before running it, for each attention mode."""
+"""Refuse a run that would not fit in this machine's memory (the estimate is in core)."""
 
 from __future__ import annotations
 
 import os
 
 from explorer.core.errors import PromptError
+from explorer.core.memory_estimate import estimate_run_bytes
 from explorer.core.types import ModelInfo
 
 MEMORY_FRACTION = 0.6
 """Refuse a run whose estimated peak would use more than this share of available memory."""
-LOGIT_CHUNK = 256
-"""Positions per chunk of the output head in the fast (lazy / none) forward."""
 
 
 def available_bytes() -> int | None:
@@ -26,34 +25,6 @@ def available_bytes() -> int | None:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
     except (ValueError, OSError, AttributeError):
         return None
-
-
-def _activation_bytes(info: ModelInfo, num_tokens: int) -> int:
-    """One layer's float32 activations in flight (hidden states, projections, MLP)."""
-    return num_tokens * info.hidden_size * 4 * 12
-
-
-def estimate_run_bytes(info: ModelInfo, num_tokens: int, mode: str = "full") -> int:
-    """Peak extra bytes of analyze() in attention ``mode``.
-
-    full: the float16 maps of every layer, one layer's float32 scores and weights in flight
-    (the capture hooks free them layer by layer; x3 for the eager kernel's temporaries),
-    and the float32 logits over the vocabulary.
-    lazy: float32 queries and keys of every layer, plus one layer's activations and a chunk
-    of the output head (sdpa never builds the T x T matrix).
-    none: the activations and the head chunk only.
-    """
-    if mode == "full":
-        layer_map = info.heads * num_tokens * num_tokens
-        logits = num_tokens * info.vocab_size * 4 if info.causal else 0
-        return info.layers * layer_map * 2 + 3 * layer_map * 4 + logits
-    head_dim = info.head_dim or info.hidden_size // max(1, info.heads)
-    head_chunk = 3 * min(num_tokens, LOGIT_CHUNK) * info.vocab_size * 4 if info.causal else 0
-    fast = _activation_bytes(info, num_tokens) + head_chunk + num_tokens * info.hidden_size * 4
-    if mode == "none":
-        return fast
-    queries_keys = info.layers * (info.heads + info.kv_heads) * num_tokens * head_dim * 4
-    return fast + queries_keys
 
 
 def memory_limit(limit: int | None = None) -> int | None:
@@ -85,10 +56,3 @@ def check_memory(info: ModelInfo, num_tokens: int, mode: str = "full", limit: in
     raise PromptError(
         f"A {num_tokens}-token prompt needs about {needed / 1e9:.1f} GB in {mode} attention mode, "
         f"more than the {limit / 1e9:.1f} GB that can safely be used. Shorten the prompt.")
-
-
-def describe_estimate(info: ModelInfo, num_tokens: int, mode: str) -> str:
-    """e.g. 'lazy attention, about 0.4 GB' for the prompt panel and the CLI summary."""
-    needed = estimate_run_bytes(info, num_tokens, mode)
-    size = f"{needed / 1e9:.1f} GB" if needed >= 1e8 else f"{needed / 1e6:.0f} MB"
-    return f"{mode} attention, about {size}"

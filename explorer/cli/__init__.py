@@ -8,6 +8,7 @@ One module per command, each with ``register(sub)`` that adds its sub-parser and
     attention-explorer analyze --model M --prompt TEXT --out RESULT.npz [--attention full|lazy|none]
     attention-explorer fewshot …               accuracy per number of demonstrations
     attention-explorer generate …              the playground headless
+    attention-explorer ablate …                knock heads out (or --scan every head alone)
 
 Bad input prints ``error: …`` on stderr and exits with code 2, without a traceback.
 """
@@ -28,7 +29,7 @@ from explorer.cli.common import (
 )
 from explorer.core.errors import Cancelled, ExplorerError
 
-COMMAND_MODULES: tuple[str, ...] = ("models", "analyze", "fewshot", "generate")
+COMMAND_MODULES: tuple[str, ...] = ("models", "analyze", "fewshot", "generate", "ablate")
 """Modules of ``explorer.cli`` that each register one sub-command."""
 
 __all__ = ["EXIT_USAGE", "build_parser", "main"]

@@ -237,14 +237,16 @@ def _check_head(source: _Source, layer: int, head: int | None) -> None:
 
 
 def rebuild_rows(queries: np.ndarray, keys: np.ndarray, spec: LayerSpec, head: int,
-                 rows: np.ndarray) -> np.ndarray:
+                 rows: np.ndarray, log_norms: np.ndarray | None = None) -> np.ndarray:
     """softmax(q·kᵀ·scale + mask) for some query rows of one head: float32[R, T].
 
     queries: float[T, D] of this head; keys: float[T, D] of its key/value head;
     rows: int64[R] query positions. Soft-capping, the causal and sliding-window masks and
     the head's sink (``spec.sinks[head]``) are applied as the model does. Rows are taken in
     blocks of nearby positions and only the keys a block can see are multiplied (a causal
-    map costs half a square, a sliding-window map a band).
+    map costs half a square, a sliding-window map a band). ``log_norms`` (float32[R], if
+    given) receives each row's log softmax denominator, from which ``column`` rebuilds any
+    key's column without another pass.
     """
     t = keys.shape[0]
     out = np.zeros((len(rows), t), dtype=np.float32)
@@ -296,6 +298,35 @@ def rebuild_rows(queries: np.ndarray, keys: np.ndarray, spec: LayerSpec, head: i
             total += np.exp(sink - peak)
         np.divide(logits, total, out=logits, where=total > 0)
         out[order[start:start + len(block)], lo:hi] = logits
+        if log_norms is not None:
+            with np.errstate(divide="ignore"):
+                log_norms[order[start:start + len(block)]] = (peak + np.log(total))[:, 0]
+    return out
+
+
+def _visible(spec: LayerSpec, rows: np.ndarray, key: int) -> np.ndarray:
+    """bool[R]: which query rows can see ``key`` under the layer's masks."""
+    visible = np.ones(len(rows), dtype=bool)
+    if spec.causal:
+        visible &= key <= rows
+    if spec.sliding_window is not None:
+        visible &= np.abs(rows - key) < spec.sliding_window
+    return visible
+
+
+def column(queries: np.ndarray, keys: np.ndarray, spec: LayerSpec, key: int,
+           log_norms: np.ndarray) -> np.ndarray:
+    """The weight every query puts on one key, float32[T], from the rows' log softmax
+    denominators (``rebuild_rows(..., log_norms=)`` over all rows): O(T·D) instead of a
+    full map."""
+    rows = np.arange(queries.shape[0], dtype=np.int64)
+    logits = np.asarray(queries, dtype=np.float32) @ np.asarray(keys[key], dtype=np.float32)
+    logits *= np.float32(spec.scale)
+    if spec.softcap is not None:
+        cap = np.float32(spec.softcap)
+        logits = np.tanh(logits / cap) * cap
+    out = np.exp(logits - log_norms).astype(np.float32)
+    out[~_visible(spec, rows, key)] = 0.0
     return out
 
 
@@ -350,6 +381,52 @@ def mean_map(result: Any, layer: int, rows: Sequence[int] | np.ndarray | slice |
     return total / np.float32(heads)
 
 
+def head_rows_and_norms(result: Any, layer: int, head: int, rows: np.ndarray,
+                        ) -> tuple[np.ndarray, np.ndarray | None]:
+    """``head_map(result, layer, head, rows)`` and, for a lazy result, the rows' log softmax
+    denominators float32[R] (None for a full result), in one pass."""
+    source = _source(result)
+    _check_head(source, layer, head)
+    index = _rows_index(rows, source.num_tokens)
+    if source.mode == "full":
+        return np.asarray(source.attentions[layer, head][index], dtype=np.float32), None
+    spec = source.spec.layers[layer]  # type: ignore[union-attr]
+    norms = np.empty(len(index), dtype=np.float32)
+    maps = rebuild_rows(source.queries[layer, head], source.keys[layer, spec.kv_map[head]], spec,
+                        head, index, log_norms=norms)
+    return maps, norms
+
+
+def head_log_norms(result: Any, layer: int, head: int) -> np.ndarray | None:
+    """float32[T]: each query row's log softmax denominator for a lazy result (one full pass
+    over the map), or None for a full result (its columns are stored)."""
+    source = _source(result)
+    _check_head(source, layer, head)
+    if source.mode == "full":
+        return None
+    spec = source.spec.layers[layer]  # type: ignore[union-attr]
+    norms = np.empty(source.num_tokens, dtype=np.float32)
+    rebuild_rows(source.queries[layer, head], source.keys[layer, spec.kv_map[head]], spec, head,
+                 np.arange(source.num_tokens, dtype=np.int64), log_norms=norms)
+    return norms
+
+
+def head_column(result: Any, layer: int, head: int, key: int,
+                log_norms: np.ndarray | None = None) -> np.ndarray:
+    """The weight every query of one head puts on ``key``: float32[T] (a column of the map).
+    Lazy results need the rows' ``log_norms`` (``head_log_norms``; computed here when not
+    given, which costs one pass over the map)."""
+    source = _source(result)
+    _check_head(source, layer, head)
+    if source.mode == "full":
+        return np.asarray(source.attentions[layer, head][:, key], dtype=np.float32)
+    spec = source.spec.layers[layer]  # type: ignore[union-attr]
+    if log_norms is None:
+        log_norms = head_log_norms(result, layer, head)
+    return column(source.queries[layer, head], source.keys[layer, spec.kv_map[head]], spec, key,
+                  log_norms)  # type: ignore[arg-type]
+
+
 def has_attention(result: Any) -> bool:
     """True when maps can be read (full or lazy), False for ``none``."""
     return _source(result).mode != "none"
@@ -358,6 +435,14 @@ def has_attention(result: Any) -> bool:
 def token_count(result: Any) -> int:
     """T, the number of tokens the result's maps span."""
     return _source(result).num_tokens
+
+
+def key_count(result: Any) -> int:
+    """S, the number of keys every map row spans (T except for cross-attention)."""
+    source = _source(result)
+    if source.mode == "full":
+        return int(source.attentions.shape[-1])
+    return source.num_tokens
 
 
 def attention_shape(result: Any) -> tuple[int, int]:

@@ -31,57 +31,25 @@ def pool_max(matrix: np.ndarray, size: int) -> np.ndarray:
     return reduced.reshape(r, c, block).max(axis=2)
 
 
-def pooled_head_map(result: object, layer: int, head: int | None, size: int, how: str = "max",
-                    hide_first: bool = False) -> tuple[np.ndarray, int]:
-    """One head's map (``head`` None: the layer's mean over heads), block-pooled to at most
-    ``size`` pixels a side without holding the full T x T map: rows are read through
-    ``head_map`` a band of ``block`` rows at a time. ``how`` is "max" or "mean".
-    Returns (float32[c, c], block) with c = ceil(T / block)."""
-    from explorer.core.analysis import drop_first_and_renormalise
-    from explorer.core.attention import head_map, mean_map, token_count
-
-    t = token_count(result)
-    block = max(1, -(-t // size))
-    c = -(-t // block)
-    out = np.zeros((c, c), dtype=np.float32)
-    band_rows = block * max(1, 512 // block)
-    for start in range(0, t, band_rows):
-        rows = np.arange(start, min(t, start + band_rows))
-        band = mean_map(result, layer, rows) if head is None else head_map(result, layer, head, rows)
-        if hide_first and t > 1:
-            band = drop_first_and_renormalise(band)
-        pooled = _pool_band(band, block, how)
-        first = start // block
-        out[first:first + pooled.shape[0], : pooled.shape[1]] = pooled[:, :c]
-    return out, block
-
-
-def _pool_band(band: np.ndarray, block: int, how: str) -> np.ndarray:
-    """Pool a band of rows float[R, T] in square blocks of ``block`` cells: max, or the mean
-    of the cells a block holds (edge blocks are partial)."""
-    rows, cols = band.shape
-    r, c = -(-rows // block), -(-cols // block)
-    padded = np.zeros((r * block, c * block), dtype=np.float32)
-    padded[:rows, :cols] = band
-    blocks = padded.reshape(r, block, c, block)
-    if how == "max":
-        return blocks.max(axis=(1, 3))
-    counts = np.zeros((r * block, c * block), dtype=np.float32)
-    counts[:rows, :cols] = 1.0
-    return blocks.sum(axis=(1, 3)) / counts.reshape(r, block, c, block).sum(axis=(1, 3))
-
-
 def layer_tiles(result: object, layer: int, cell: int, hide_first: bool = False) -> np.ndarray:
-    """Every head of one layer max-pooled to c = pooled_size(T, cell) pixels and scaled by
-    its own maximum: float32[head, c, c]. Reads attention through ``head_map``."""
+    """Every head of one layer max-pooled to c = pooled_size(T, cell) pixels (the large
+    map's ``detail_map`` at thumbnail size) and scaled by its own maximum:
+    float32[head, c, c]. Reads attention through ``head_map``, a band of rows at a time."""
     from explorer.core.attention import attention_shape
+    from explorer.core.map_view import MapKey, detail_map
 
     _, heads = attention_shape(result)
     tiles = []
     for head in range(heads):
-        tile, _ = pooled_head_map(result, layer, head, cell, "max", hide_first)
+        tile = detail_map(result, MapKey(layer, head, hide_first, "max"), cell).image
         peak = float(tile.max())
-        tiles.append(tile / peak if peak > 0 else tile)
+        tile = tile / peak if peak > 0 else tile
+        side = max(tile.shape)
+        if tile.shape != (side, side):  # cross-attention: a rectangle in a square cell
+            square = np.full((side, side), np.nan, np.float32)
+            square[: tile.shape[0], : tile.shape[1]] = tile
+            tile = square
+        tiles.append(tile)
     return np.stack(tiles)
 
 
@@ -113,10 +81,10 @@ def mosaic(result: object, cell: int, gap: int = 1, group_gap: int = 0,
     background). Works one map at a time (``layer_tiles``), so no single numpy call runs
     long (the GUI thread shares the interpreter lock with the worker that calls this).
     """
-    from explorer.core.attention import attention_shape, token_count
+    from explorer.core.attention import attention_shape, key_count, token_count
 
     layers, heads = attention_shape(result)
-    c = pooled_size(token_count(result), cell)
+    c = pooled_size(max(token_count(result), key_count(result)), cell)
     image = empty_mosaic(layers, heads, c, gap, group_gap, group_size)
     for layer in range(layers):
         place_tiles(image, layer, layer_tiles(result, layer, cell, hide_first), gap, group_gap,

@@ -7,18 +7,22 @@ carries an id; results with an older id than the newest request are dropped.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
+from explorer.core.ablation import Ablation
+from explorer.core.map_view import DetailMap, MapKey, cheap_enough, detail_map, exact_window
 from explorer.core.selection import Selection
 from explorer.core.types import ModelInfo, RunResult
 from explorer.gui.run_view import RunView
 from explorer.gui.worker import EngineWorker, WorkerThread
 
 DEFAULT_TOP_K = 20
+MAP_CACHE_SIZE = 12
 
 
 @dataclass
@@ -53,9 +57,18 @@ class Controller(QObject):
 
     # queued requests to the worker thread
     _load_requested = Signal(int, str, object)
-    _run_requested = Signal(int, str, int)
+    thumbnails_changed = Signal(object, bool, int)  # RunView, hide_first, layer just drawn
+    thumbnail_progress = Signal(int, int, bool)  # layers drawn, layers, still streaming
+    detail_ready = Signal(object)  # DetailMap computed by the worker
+    window_ready = Signal(object)  # (MapKey, rows, cols, float32[R, C]) from the worker
+
+    # queued requests to the worker thread
+    _run_requested = Signal(int, str, int, str, object)
     _job_requested = Signal(int, object)
     _view_requested = Signal(int, object)
+    _thumbnails_requested = Signal(int, object, bool, int)
+    _detail_requested = Signal(int, object, object)
+    _window_requested = Signal(int, object, object, object, object)
 
     def __init__(self, worker: EngineWorker | None = None, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -74,6 +87,13 @@ class Controller(QObject):
         self.worker.job_event.connect(self._on_job_event)
         self.worker.job_finished.connect(self._on_job_finished)
         self.worker.job_failed.connect(self._on_job_failed)
+        self._thumbnails_requested.connect(self.worker.thumbnails)
+        self._detail_requested.connect(self.worker.detail)
+        self._window_requested.connect(self.worker.window)
+        self.worker.thumbnails_ready.connect(self._on_thumbnails)
+        self.worker.map_ready.connect(self._on_detail)
+        self.worker.window_ready.connect(self._on_window)
+        self.worker.map_failed.connect(self._on_map_failed)
         self.jobs: dict[int, Job] = {}
         self.thread.start()
 
@@ -82,6 +102,13 @@ class Controller(QObject):
         self.model_info: ModelInfo | None = None
         self.model_spec: str | None = None
         self.top_k = DEFAULT_TOP_K
+        self.attention_mode = "auto"  # auto | full | lazy (core.attention.resolve_mode)
+        self.ablation: Ablation | None = None  # heads knocked out in every run
+        self.shown_ablation: Ablation | None = None  # the ablation of the shown run
+        self._running_ablation: Ablation | None = None
+        self._map_id = 0
+        self._map_cache: OrderedDict[tuple[int, MapKey], tuple[RunResult, DetailMap]] = OrderedDict()
+        self._pending_maps: dict[int, tuple[int, MapKey]] = {}
         self._request_id = 0
         self._load_id = 0
         self._pending_spec: str | None = None
@@ -149,8 +176,25 @@ class Controller(QObject):
             return None
         self._running_id = request
         self.running_changed.emit(True)
-        self._run_requested.emit(request, prompt, self.top_k)
+        self._running_ablation = self.ablation
+        self._run_requested.emit(request, prompt, self.top_k, self.attention_mode, self.ablation)
         return request
+
+    def set_ablation(self, ablation: Ablation | None, rerun: bool = True) -> None:
+        """Run every prompt from now on with ``ablation`` (None: the plain model); runs the
+        shown prompt again when it changed (and ``rerun``)."""
+        if ablation is not None and ablation.empty:
+            ablation = None
+        if ablation != self.ablation:
+            self.ablation = ablation
+            if rerun:
+                self.rerun()
+
+    def set_attention_mode(self, mode: str) -> None:
+        """auto (full below 1,024 tokens, lazy from there), full or lazy; runs again."""
+        if mode != self.attention_mode:
+            self.attention_mode = mode
+            self.rerun()
 
     def set_pending_prompt(self, prompt: str) -> None:
         """Remember ``prompt`` to run as soon as the next model is loaded."""
@@ -181,6 +225,7 @@ class Controller(QObject):
             self.selection = selection
             self._follow_last = False
         self._prompt = result.prompt
+        self._running_ablation = None
         self.running_changed.emit(True)
         self._view_requested.emit(request, result)
         return request
@@ -225,8 +270,11 @@ class Controller(QObject):
         info = self.result.model_info if self.result else self.model_info
         selection = selection.clamped(n, info)
         if selection != self.selection:
+            hide_changed = selection.hide_first != self.selection.hide_first
             self.selection = selection
             self.selection_changed.emit(selection)
+            if hide_changed:
+                self._stream_thumbnails()
 
     # -- worker callbacks -----------------------------------------------------------------
     def _on_load_progress(self, request: int, fraction: float, stage: str) -> None:
@@ -267,6 +315,8 @@ class Controller(QObject):
         self._running_id = 0
         self.running_changed.emit(False)
         self.view = view
+        self.shown_ablation = self._running_ablation
+        self._map_cache.clear()
         n = view.result.num_tokens
         selection = self.selection
         if self._follow_last:
@@ -274,6 +324,7 @@ class Controller(QObject):
         self.selection = selection.clamped(n, view.result.model_info)
         self.run_changed.emit(view)
         self.selection_changed.emit(self.selection)
+        self._stream_thumbnails()
 
     def _on_run_failed(self, request: int, message: str) -> None:
         if request != self._running_id:
@@ -281,6 +332,96 @@ class Controller(QObject):
         self._running_id = 0
         self.running_changed.emit(False)
         self.error.emit(message)
+
+    # -- thumbnails and the large map of long runs -------------------------------------------
+    def _stream_thumbnails(self) -> None:
+        """Ask the worker to fill the shown mosaic's missing layers (long or lazy runs)."""
+        view = self.view
+        if view is None:
+            return
+        hide_first = self.selection.hide_first
+        missing = view.missing_layers(hide_first)
+        self.thumbnail_progress.emit(view.layers - len(missing), view.layers, bool(missing))
+        if missing:
+            self.worker.resume_thumbnails(view.request_id, hide_first)
+            self._thumbnails_requested.emit(view.request_id, view.result, hide_first, missing[0])
+
+    def cancel_thumbnails(self) -> None:
+        """Stop filling the shown mosaic (the drawn layers stay)."""
+        view = self.view
+        if view is not None:
+            self.worker.stop_thumbnails(view.request_id, self.selection.hide_first)
+            done = view.layers - len(view.missing_layers(self.selection.hide_first))
+            self.thumbnail_progress.emit(done, view.layers, False)
+
+    def _on_thumbnails(self, run_id: int, hide_first: bool, layer: int, tiles: Any) -> None:
+        view = self.view
+        if view is None or view.request_id != run_id:
+            return
+        view.place(hide_first, layer, tiles)
+        self.thumbnails_changed.emit(view, hide_first, layer)
+        if hide_first == self.selection.hide_first:
+            done = view.layers - len(view.missing_layers(hide_first))
+            stopped = self.worker.thumbnails_stopped(run_id, hide_first)
+            self.thumbnail_progress.emit(done, view.layers, done < view.layers and not stopped)
+
+    def detail(self, key: MapKey) -> DetailMap | None:
+        """The large map for ``key`` of the shown run: at once when cached or cheap, else
+        None and ``detail_ready`` later (computed in the worker)."""
+        view = self.view
+        if view is None:
+            return None
+        cache_key = (view.request_id, key)
+        cached = self._map_cache.get(cache_key)
+        if cached is not None and cached[0] is view.result:
+            self._map_cache.move_to_end(cache_key)
+            return cached[1]
+        if cheap_enough(view.result, key):
+            return self._remember(cache_key, view.result, detail_map(view.result, key))
+        if cache_key in self._pending_maps.values():
+            return None
+        self._map_id += 1
+        self.worker.supersede_maps(self._map_id)
+        self._pending_maps = {self._map_id: cache_key}
+        self._detail_requested.emit(self._map_id, view.result, key)
+        return None
+
+    def _remember(self, cache_key: tuple[int, MapKey], result: RunResult, detail: DetailMap,
+                  ) -> DetailMap:
+        self._map_cache[cache_key] = (result, detail)
+        while len(self._map_cache) > MAP_CACHE_SIZE:
+            self._map_cache.popitem(last=False)
+        return detail
+
+    def _on_detail(self, request: int, detail: DetailMap) -> None:
+        cache_key = self._pending_maps.pop(request, None)
+        if cache_key is None or self.view is None or cache_key[0] != self.view.request_id:
+            return
+        self.detail_ready.emit(self._remember(cache_key, self.view.result, detail))
+
+    def window(self, key: MapKey, rows: tuple[int, int], cols: tuple[int, int]) -> Any:
+        """The exact map in a zoomed window: at once when cheap, else None and
+        ``window_ready`` later."""
+        view = self.view
+        if view is None:
+            return None
+        if cheap_enough(view.result, key, rows[1] - rows[0]):
+            return exact_window(view.result, key, rows, cols)
+        self._map_id += 1
+        self.worker.supersede_maps(self._map_id)
+        self._pending_maps = {self._map_id: (view.request_id, key)}
+        self._window_requested.emit(self._map_id, view.result, key, rows, cols)
+        return None
+
+    def _on_window(self, request: int, payload: Any) -> None:
+        cache_key = self._pending_maps.pop(request, None)
+        if cache_key is None or self.view is None or cache_key[0] != self.view.request_id:
+            return
+        self.window_ready.emit(payload)
+
+    def _on_map_failed(self, request: int, message: str) -> None:
+        if self._pending_maps.pop(request, None) is not None:
+            self.error.emit(message)
 
     # -- shutdown ------------------------------------------------------------------------
     def shutdown(self, timeout_ms: int = 2000) -> bool:

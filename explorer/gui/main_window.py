@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 
 from PySide6.QtCore import QByteArray, QSettings, Qt, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QDockWidget,
     QFileDialog,
@@ -38,7 +38,7 @@ DEFAULT_PROMPT = ("Classify this review:\nI loved this movie!\nSentiment: Positi
                   "Classify this review:\nI don't like this chair.\nSentiment:")
 LAYOUT_VERSION = 2
 FEATURES = ("explorer.gui.model_menu", "explorer.gui.playground", "explorer.gui.compare",
-            "explorer.gui.seq2seq_stacks")
+            "explorer.gui.ablation", "explorer.gui.seq2seq_stacks")
 """Modules with ``install(window) -> object``: each adds its docks, windows and menu entries."""
 
 
@@ -196,6 +196,19 @@ class MainWindow(QMainWindow):
         auto.toggled.connect(lambda on: setattr(self.prompt_panel, "auto_run", on))
         run_menu.addAction(run_now)
         run_menu.addAction(auto)
+        run_menu.addSeparator()
+        modes = run_menu.addMenu("&Attention")
+        self.attention_actions: dict[str, QAction] = {}
+        group = QActionGroup(self)
+        for mode, text in (("auto", "Auto (full below 1,024 tokens, lazy from there)"),
+                           ("full", "Full: keep every map"),
+                           ("lazy", "Lazy: rebuild maps from queries and keys")):
+            action = QAction(text, self, checkable=True)
+            action.triggered.connect(lambda _=False, m=mode: self.set_attention_mode(m))
+            group.addAction(action)
+            modes.addAction(action)
+            self.attention_actions[mode] = action
+        self.attention_actions["auto"].setChecked(True)
 
     def _wire(self) -> None:
         c = self.controller
@@ -204,6 +217,12 @@ class MainWindow(QMainWindow):
         self.attention_panel.token_selected.connect(c.select_token)
         self.attention_panel.head_selected.connect(c.select_head)
         self.attention_panel.options_changed.connect(lambda o: c.set_options(**o))
+        self.attention_panel.cancel_thumbnails.connect(c.cancel_thumbnails)
+        self.attention_panel.set_sources(c.detail, c.window)
+        c.detail_ready.connect(self.attention_panel.detail_arrived)
+        c.window_ready.connect(self.attention_panel.window_arrived)
+        c.thumbnails_changed.connect(self.attention_panel.thumbnails_arrived)
+        c.thumbnail_progress.connect(self.attention_panel.thumbnail_progress)
         self.positional_panel.options_changed.connect(lambda o: c.set_options(**o))
         c.run_changed.connect(self._show_run)
         c.selection_changed.connect(self._show_selection)
@@ -217,6 +236,14 @@ class MainWindow(QMainWindow):
     # -- actions ----------------------------------------------------------------------------
     def load_model(self, spec: str, **options) -> None:
         self.controller.load_model(spec, **{**self.model_options, **options})
+
+    def set_attention_mode(self, mode: str) -> None:
+        """How runs keep attention (auto / full / lazy); remembered, and the prompt runs again."""
+        if mode not in self.attention_actions:
+            return
+        self.attention_actions[mode].setChecked(True)
+        self.settings.setValue("run/attention", mode)
+        self.controller.set_attention_mode(mode)
 
     def step_head(self, layer_step: int, head_step: int) -> None:
         """Move the selected layer/head by a step (keyboard navigation), clamped to the model."""
@@ -351,6 +378,8 @@ class MainWindow(QMainWindow):
     # -- controller → panels -------------------------------------------------------------------
     def _show_run(self, view: RunView) -> None:
         result = view.result
+        for note in result.notes:
+            self.statusBar().showMessage(note, 15000)
         self.prompt_panel.show_result(result)
         self.tokens_panel.show_result(result)
         self.attention_panel.show_run(view, self.controller.selection)
@@ -381,6 +410,11 @@ class MainWindow(QMainWindow):
 
     # -- settings ------------------------------------------------------------------------------
     def _restore_settings(self) -> None:
+        mode = self.settings.value("run/attention", None)
+        if isinstance(mode, str) and mode in self.attention_actions:
+            self.controller.attention_mode = mode
+        if self.controller.attention_mode in self.attention_actions:
+            self.attention_actions[self.controller.attention_mode].setChecked(True)
         geometry = self.settings.value("window/geometry")
         state = self.settings.value("window/state")
         if isinstance(geometry, QByteArray):

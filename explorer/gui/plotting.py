@@ -22,14 +22,19 @@ def configure_pyqtgraph() -> None:
 
 
 class ClickableImage(pg.ImageItem):
-    """An ImageItem that reports the pixel (column x, row y) under a left click."""
+    """An ImageItem that reports the pixel (column x, row y) under a left click, and under a
+    Ctrl+left click separately (``pixel_ctrl_clicked``)."""
 
     pixel_clicked = Signal(float, float)
+    pixel_ctrl_clicked = Signal(float, float)
 
     def mouseClickEvent(self, ev) -> None:  # noqa: N802 - Qt naming
         if ev.button() == Qt.MouseButton.LeftButton:
             pos = ev.pos()
-            self.pixel_clicked.emit(pos.x(), pos.y())
+            if ev.modifiers() & Qt.KeyboardModifier.ControlModifier:
+                self.pixel_ctrl_clicked.emit(pos.x(), pos.y())
+            else:
+                self.pixel_clicked.emit(pos.x(), pos.y())
             ev.accept()
         else:
             super().mouseClickEvent(ev)
@@ -53,6 +58,36 @@ def strided_ticks(labels: list[str], max_labels: int = 40, offset: float = 0.5) 
     """Tick (position, label) pairs, showing every n-th label when there are many."""
     stride = max(1, math.ceil(len(labels) / max_labels))
     return [(i + offset, labels[i]) for i in range(0, len(labels), stride)]
+
+
+def position_ticks(first: float, last: float, labels: list[str], max_labels: int = 40,
+                   readable: int = 60) -> list[tuple[float, str]]:
+    """Ticks for the visible token range [first, last]: every token's label once at most
+    ``readable`` tokens are visible, every n-th label up to ``max_labels`` * 5 tokens, and
+    plain positions beyond (labels would not be readable)."""
+    n = len(labels)
+    lo, hi = max(0, int(math.floor(first))), min(n, int(math.ceil(last)) + 1)
+    span = hi - lo
+    if span <= 0:
+        return []
+    if span <= readable:
+        return [(i + 0.5, labels[i]) for i in range(lo, hi)]
+    if span <= max_labels * 5:
+        stride = math.ceil(span / max_labels)
+        return [(i + 0.5, labels[i]) for i in range(lo - lo % stride, hi, stride) if i >= lo]
+    step = nice_step(span / 10)
+    return [(i + 0.5, str(i)) for i in range(lo - lo % step, hi, step) if i >= lo]
+
+
+def nice_step(raw: float) -> int:
+    """1, 2, 5, 10, 20, 50, … at or above ``raw``."""
+    if raw <= 1:
+        return 1
+    magnitude = 10 ** math.floor(math.log10(raw))
+    for factor in (1, 2, 5, 10):
+        if factor * magnitude >= raw:
+            return int(factor * magnitude)
+    return int(10 * magnitude)
 
 
 def short_label(text: str, limit: int = 12) -> str:

@@ -13,7 +13,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
 from explorer.core.errors import Cancelled, ExplorerError, UnsafeModelError
 from explorer.core.progress import TaskState
@@ -28,10 +28,11 @@ def _default_load(spec: str, task: TaskState, **options: Any) -> Any:
     return load_model(spec, task, **options)
 
 
-def _default_analyze(model: Any, prompt: str, top_k: int, task: TaskState) -> Any:
+def _default_analyze(model: Any, prompt: str, top_k: int, task: TaskState,
+                     attention: str = "auto", ablation: Any = None) -> Any:
     from explorer.backend.engine import analyze
 
-    return analyze(model, prompt, top_k=top_k, task=task)
+    return analyze(model, prompt, top_k=top_k, task=task, attention=attention, ablation=ablation)
 
 
 def describe_failure(exc: BaseException) -> str:
@@ -53,6 +54,11 @@ class EngineWorker(QObject):
     job_event = Signal(int, object)  # job id, a streamed item (e.g. one generated token)
     job_finished = Signal(int, object)  # job id, the job's return value
     job_failed = Signal(int, str, bool)  # job id, message, cancelled
+    thumbnails_ready = Signal(int, bool, int, object)  # run id, hide_first, layer, float32[H, c, c]
+    map_ready = Signal(int, object)  # map request id, DetailMap
+    window_ready = Signal(int, object)  # map request id, (MapKey, rows, cols, float32[R, C])
+    map_failed = Signal(int, str)  # map request id, message
+    _next_thumbnail = Signal(int, object, bool, int)  # re-queued to self: one layer per event
 
     def __init__(self, load_fn: LoadFunction | None = None,
                  analyze_fn: Callable[..., Any] | None = None) -> None:
@@ -65,6 +71,9 @@ class EngineWorker(QObject):
         self._latest_load = 0
         self._lock = threading.Lock()
         self._cancelled_jobs: set[int] = set()
+        self._latest_map = 0
+        self._stopped_thumbnails: set[tuple[int, bool]] = set()
+        self._next_thumbnail.connect(self.thumbnails, Qt.QueuedConnection)
 
     # -- called from the GUI thread (thread-safe, not queued) --------------------
     def request_cancel_load(self) -> None:
@@ -115,8 +124,10 @@ class EngineWorker(QObject):
         self._model = model
         self.model_loaded.emit(request_id, model.info)
 
-    @Slot(int, str, int)
-    def run(self, request_id: int, prompt: str, top_k: int) -> None:
+    @Slot(int, str, int, str, object)
+    def run(self, request_id: int, prompt: str, top_k: int, attention: str = "auto",
+            ablation: Any = None) -> None:
+        """``ablation``: a core Ablation to run with (None or empty: the plain model)."""
         if self._is_stale(request_id):
             return
         if self._model is None:
@@ -124,7 +135,8 @@ class EngineWorker(QObject):
             return
         task = TaskState(is_cancel_requested=lambda: self._is_stale(request_id))
         try:
-            result = self._analyze_fn(self._model, prompt, top_k, task)
+            extra = {"ablation": ablation} if ablation is not None and not ablation.empty else {}
+            result = self._analyze_fn(self._model, prompt, top_k, task, attention, **extra)
             if self._is_stale(request_id):
                 return
             view = RunView.build(request_id, result)
@@ -175,6 +187,76 @@ class EngineWorker(QObject):
             self.run_failed.emit(request_id, describe_failure(exc))
             return
         self.run_finished.emit(request_id, view)
+
+    # -- thumbnails and maps of long runs --------------------------------------------
+    def stop_thumbnails(self, run_id: int, hide_first: bool) -> None:
+        """Stop filling a run's mosaic after the layer in progress (thread-safe)."""
+        with self._lock:
+            self._stopped_thumbnails.add((run_id, hide_first))
+
+    def resume_thumbnails(self, run_id: int, hide_first: bool) -> None:
+        with self._lock:
+            self._stopped_thumbnails.discard((run_id, hide_first))
+
+    def thumbnails_stopped(self, run_id: int, hide_first: bool) -> bool:
+        with self._lock:
+            return (run_id, hide_first) in self._stopped_thumbnails
+
+    @Slot(int, object, bool, int)
+    def thumbnails(self, run_id: int, result: Any, hide_first: bool, layer: int) -> None:
+        """Draw one layer's thumbnails, emit them, and queue the next layer behind whatever
+        else is waiting (a map request, a new run), so long runs fill in layer by layer
+        without holding the worker."""
+        from explorer.core.attention import attention_shape
+        from explorer.core.thumbnails import layer_tiles
+        from explorer.gui.run_view import THUMBNAIL_CELL
+
+        if self._is_stale(run_id) or self.thumbnails_stopped(run_id, hide_first):
+            return
+        try:
+            tiles = layer_tiles(result, layer, THUMBNAIL_CELL, hide_first)
+        except BaseException as exc:  # noqa: BLE001
+            self.run_failed.emit(run_id, describe_failure(exc))
+            return
+        self.thumbnails_ready.emit(run_id, hide_first, layer, tiles)
+        if layer + 1 < attention_shape(result)[0]:
+            self._next_thumbnail.emit(run_id, result, hide_first, layer + 1)
+
+    def supersede_maps(self, request_id: int) -> None:
+        with self._lock:
+            self._latest_map = max(self._latest_map, request_id)
+
+    def _map_stale(self, request_id: int) -> bool:
+        with self._lock:
+            return request_id < self._latest_map
+
+    @Slot(int, object, object)
+    def detail(self, request_id: int, result: Any, key: Any) -> None:
+        """The large map (exact or block-pooled) of one head or head mean."""
+        from explorer.core.map_view import detail_map
+
+        if self._map_stale(request_id):
+            return
+        try:
+            view = detail_map(result, key)
+        except BaseException as exc:  # noqa: BLE001
+            self.map_failed.emit(request_id, describe_failure(exc))
+            return
+        self.map_ready.emit(request_id, view)
+
+    @Slot(int, object, object, object, object)
+    def window(self, request_id: int, result: Any, key: Any, rows: Any, cols: Any) -> None:
+        """The exact map inside a zoomed window [r0, r1) x [c0, c1)."""
+        from explorer.core.map_view import exact_window
+
+        if self._map_stale(request_id):
+            return
+        try:
+            values = exact_window(result, key, rows, cols)
+        except BaseException as exc:  # noqa: BLE001
+            self.map_failed.emit(request_id, describe_failure(exc))
+            return
+        self.window_ready.emit(request_id, (key, rows, cols, values))
 
     @property
     def model(self) -> Any:

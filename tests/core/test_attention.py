@@ -153,3 +153,29 @@ def test_check_lazy_arrays_checks_the_token_count():
     check_lazy_arrays(data["queries"], data["keys"], spec, 9)
     with pytest.raises(AttentionDataError, match="9 tokens but the run has 10"):
         check_lazy_arrays(data["queries"], data["keys"], spec, 10)
+
+
+@pytest.mark.parametrize("name", list(SPECS))
+def test_a_column_from_log_norms_equals_the_map_column(name):
+    from explorer.core.attention import column
+
+    rng = np.random.default_rng(3)
+    q, k = rng.standard_normal((19, 6)), rng.standard_normal((19, 6))
+    spec = SPECS[name]
+    norms = np.empty(19, np.float32)
+    full = rebuild_rows(q, k, spec, 0, np.arange(19), log_norms=norms)
+    for key in (0, 7, 18):
+        np.testing.assert_allclose(column(q, k, spec, key, norms), full[:, key], atol=1e-6)
+
+
+def test_head_column_and_log_norms_on_lazy_and_full_results():
+    from explorer.core.attention import head_column, head_log_norms
+
+    data = lazy_arrays()
+    norms = head_log_norms(data, 1, 2)
+    full_map = head_map(data, 1, 2)
+    np.testing.assert_allclose(head_column(data, 1, 2, 4, norms), full_map[:, 4], atol=1e-6)
+    np.testing.assert_allclose(head_column(data, 1, 2, 4), full_map[:, 4], atol=1e-6)
+    stored = {"token_ids": np.arange(9), "attentions": full_map[None, None].astype(np.float16)}
+    assert head_log_norms(stored, 0, 0) is None
+    np.testing.assert_allclose(head_column(stored, 0, 0, 4), full_map[:, 4], atol=1e-3)

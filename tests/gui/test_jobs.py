@@ -64,7 +64,7 @@ def test_show_result_draws_every_panel_with_the_selection(qtbot, window):
         window.controller.show_result(other, Selection(token=2, layer=1, head=3))
     s = window.controller.selection
     assert (s.token, s.layer, s.head) == (2, 1, 3)
-    assert window.tokens_panel.chips.currentRow() == 2
+    assert window.tokens_panel.current_token() == 2
     np.testing.assert_allclose(window.attention_panel.shown_map, other.attentions[1, 3].astype(np.float32))
     assert window.probability_panel.shown_position == 2
     assert window.controller.result is other and view.result.prompt != other.prompt

@@ -5,24 +5,28 @@ import pytest
 from PySide6.QtCore import QPointF, Qt
 
 from explorer.core.analysis import drop_first_and_renormalise
-from explorer.core.attention import mean_map
+from explorer.core.attention import head_map, mean_map
 from explorer.core.thumbnails import tile_origin
 from explorer.gui.run_view import GROUP_GAP, THUMBNAIL_GAP
 from tests.gui.conftest import load_and_run
 
 PROMPT = "The cat sat on the mat. The dog sat on the log."
 
+# every test here runs twice: on runs that keep every map, and on lazy runs whose maps are
+# rebuilt from queries and keys; the panels must behave the same
+pytestmark = pytest.mark.parametrize("attention_mode", ["full", "lazy"])
+
 
 def click_chip(qtbot, win, index):
-    chips = win.tokens_panel.chips
-    rect = chips.visualItemRect(chips.item(index))
-    qtbot.mouseClick(chips.viewport(), Qt.LeftButton, pos=rect.center())
+    rect = win.tokens_panel.chip_rect(index)
+    qtbot.mouseClick(win.tokens_panel.chips.viewport(), Qt.LeftButton, pos=rect.center())
 
 
-def test_clicking_a_chip_moves_row_and_bars(qtbot, window):
+def test_clicking_a_chip_moves_row_and_bars(qtbot, window, attention_mode):
     view = load_and_run(qtbot, window, "tiny-gpt2", PROMPT)
     result = view.result
-    assert window.tokens_panel.chips.count() == result.num_tokens
+    assert result.attention_mode == attention_mode
+    assert window.tokens_panel.count() == result.num_tokens
     assert window.tokens_panel.chip_text(1) == "␣c"  # leading space made visible
     with qtbot.waitSignal(window.controller.selection_changed):
         click_chip(qtbot, window, 3)
@@ -31,7 +35,7 @@ def test_clicking_a_chip_moves_row_and_bars(qtbot, window):
     assert panel.row_highlight.rect().top() == 3 and panel.row_highlight.rect().height() == 1
     assert panel.col_highlight.rect().left() == 3
     s = window.controller.selection
-    np.testing.assert_allclose(panel.shown_map[3], result.attentions[s.layer, s.head, 3].astype(np.float32))
+    np.testing.assert_allclose(panel.shown_map[3], head_map(result, s.layer, s.head)[3])
     probs = window.probability_panel
     assert probs.shown_position == 3
     np.testing.assert_array_equal(probs.shown_probs, result.topk_probs[3, : len(probs.shown_probs)])
@@ -60,7 +64,7 @@ def test_clicking_a_thumbnail_selects_layer_and_head(qtbot, window):
         qtbot.mouseClick(panel.grid_widget.viewport(), Qt.LeftButton, pos=widget_pos)
     s = window.controller.selection
     assert (s.layer, s.head) == (2, 3)
-    np.testing.assert_allclose(panel.shown_map, view.result.attentions[2, 3].astype(np.float32))
+    np.testing.assert_allclose(panel.shown_map, head_map(view.result, 2, 3))
     assert "layer 2, head 3" in panel.title.text()
     assert "key/value group 1" in panel.title.text()  # 4 heads share 2 kv heads
 
@@ -73,7 +77,7 @@ def test_clicking_a_cell_selects_the_query_token(qtbot, window):
     with qtbot.waitSignal(window.controller.selection_changed):
         qtbot.mouseClick(panel.map_widget.viewport(), Qt.LeftButton, pos=panel.map_widget.mapFromScene(scene))
     assert window.controller.selection.token == 4
-    assert window.tokens_panel.chips.currentRow() == 4
+    assert window.tokens_panel.current_token() == 4
     assert window.probability_panel.shown_position == 4
     assert view.result.num_tokens > 4
 
@@ -134,7 +138,7 @@ def test_fifty_quick_edits_end_with_the_last_prompt(qtbot, window):
     # let any stale result arrive; it must not replace the final one
     qtbot.wait(300)
     assert window.controller.result.prompt == final
-    assert window.tokens_panel.chips.count() == window.controller.result.num_tokens
+    assert window.tokens_panel.count() == window.controller.result.num_tokens
 
 
 def test_bad_prompts_give_messages_and_keep_the_text(qtbot, window):
@@ -163,4 +167,4 @@ def test_keyboard_moves_layer_and_head(qtbot, window):
     for _ in range(10):
         window.step_head(1, 1)  # clamped to 3 layers x 4 heads
     assert (window.controller.selection.layer, window.controller.selection.head) == (2, 3)
-    np.testing.assert_allclose(window.attention_panel.shown_map, view.result.attentions[2, 3].astype(np.float32))
+    np.testing.assert_allclose(window.attention_panel.shown_map, head_map(view.result, 2, 3))

@@ -33,7 +33,7 @@ def test_every_panel_draws_any_prompt(qtbot, window, prompt, token, hide_first, 
     window.controller.selection = selection.clamped(result.num_tokens, result.model_info)
     window._show_run(view)  # exceptions inside Qt slots fail the test (pytest-qt)
     window._show_selection(window.controller.selection)
-    assert window.tokens_panel.chips.count() == result.num_tokens
+    assert window.tokens_panel.count() == result.num_tokens
     window.grab()
 
 
@@ -70,10 +70,10 @@ def test_worker_exception_gives_a_message_and_the_app_stays_usable(qtbot, window
     worker = window.controller.worker
     real = worker._analyze_fn
 
-    def explode(model, prompt, top_k, task):
+    def explode(model, prompt, top_k, task, attention="auto"):
         if prompt == "explode":
             raise RuntimeError("simulated bug")
-        return real(model, prompt, top_k, task)
+        return real(model, prompt, top_k, task, attention)
 
     worker._analyze_fn = explode
     with qtbot.waitSignal(window.controller.error) as blocker:
@@ -153,7 +153,7 @@ def test_closing_during_a_step_that_cannot_be_interrupted_waits_instead_of_abort
     started = threading.Event()
     worker = window.controller.worker
 
-    def stubborn(model, prompt, top_k, task):
+    def stubborn(model, prompt, top_k, task, attention="auto"):
         started.set()
         time.sleep(3)  # e.g. reading a GGUF tokenizer: no cancellation point
         from explorer.backend.engine import analyze

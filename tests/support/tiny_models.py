@@ -151,13 +151,15 @@ def tiny_bart():
 
 
 def loaded(kind: str):
-    """A LoadedModel for "gpt2", "llama", "gemma3", "bloom", "bert", "t5" or "bart"."""
+    """A LoadedModel for "gpt2", "llama", "llama-long", "gemma3", "bloom", "bert", "t5" or "bart"."""
     from explorer.backend.loader import LoadedModel
 
     if kind == "gpt2":
         return LoadedModel.from_objects(tiny_gpt2(), byte_level_tokenizer(), "tiny-gpt2")
     if kind == "llama":
         return LoadedModel.from_objects(tiny_llama(), byte_level_tokenizer(), "tiny-llama")
+    if kind == "llama-long":  # the same tiny Llama with a 4,096-token context
+        return LoadedModel.from_objects(tiny_llama(4096), byte_level_tokenizer(), "tiny-llama-long")
     if kind == "gemma3":
         return LoadedModel.from_objects(tiny_gemma3(), byte_level_tokenizer(), "tiny-gemma3")
     if kind == "bloom":

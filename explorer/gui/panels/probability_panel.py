@@ -9,6 +9,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
+from explorer.core.ablation import AblationShift
 from explorer.core.selection import Selection
 from explorer.core.tokens import display_piece
 from explorer.core.types import RunResult
@@ -16,6 +17,7 @@ from explorer.gui.plotting import escape
 
 BAR_COLOR = "#4a90d9"
 ACTUAL_COLOR = "#f5a623"
+BASE_COLOR = "#9a9a9a"  # the unablated model's bars beside an ablated run
 
 
 class ProbabilityPanel(QWidget):
@@ -39,6 +41,10 @@ class ProbabilityPanel(QWidget):
         self.max_bars = 12
         self.bars = pg.BarGraphItem(x0=[], y=[], height=0.7, width=[], brushes=[])
         self.plot.addItem(self.bars)
+        self.base_bars = pg.BarGraphItem(x0=[], y=[], height=0.35, width=[], brush=BASE_COLOR)
+        self.plot.addItem(self.base_bars)
+        self.shift: AblationShift | None = None
+        self.selection: Selection | None = None
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.title)
@@ -46,15 +52,33 @@ class ProbabilityPanel(QWidget):
         layout.addWidget(self.actual)
         self.shown_position: int | None = None
         self.shown_probs = np.zeros(0, np.float32)
+        self.shown_base_probs = np.zeros(0, np.float32)  # NaN where the base top-k lacks it
 
     def show_result(self, result: RunResult) -> None:
         self.result = result
         self.shown_position = None
 
+    def set_shift(self, shift: AblationShift | None) -> None:
+        """Draw the unablated distribution (grey) beside the shown, ablated run, with Δp and
+        KL; None: the shown run alone."""
+        self.shift = shift
+        if self.selection is not None:
+            self.show_selection(self.selection)
+
+    def _active_shift(self) -> AblationShift | None:
+        shift, result = self.shift, self.result
+        if shift is None or result is None or shift.base.prompt != result.prompt or \
+                shift.base.num_tokens != result.num_tokens:
+            return None
+        return shift
+
     def show_selection(self, selection: Selection) -> None:
+        self.selection = selection
         result = self.result
         if result is None:
             return
+        self.base_bars.setOpts(x0=[], y=[], width=[])
+        self.shown_base_probs = np.zeros(0, np.float32)
         if not result.has_next_token:
             self.title.setText(f"<b>{result.model_info.name}</b> is an encoder: it does not predict "
                                "a next token.")
@@ -72,10 +96,24 @@ class ProbabilityPanel(QWidget):
         labels = [display_piece(t, style) for t in result.topk_tokens[i][:shown]]
         actual_id = int(result.token_ids[i + 1]) if i + 1 < result.num_tokens else None
         brushes = [pg.mkBrush(ACTUAL_COLOR if actual_id == int(t) else BAR_COLOR) for t in ids]
-        self.bars.setOpts(x0=np.zeros(len(probs)), y=np.arange(len(probs)), width=probs,
-                          height=0.7, brushes=brushes)
-        self.plot.getAxis("left").setTicks([[(k, f"{labels[k]}  {probs[k]:.1%}") for k in range(len(labels))]])
-        self.plot.setXRange(0, max(float(probs.max()) if len(probs) else 1.0, 1e-3) * 1.05, padding=0)
+        shift = self._active_shift()
+        ticks = [f"{labels[k]}  {probs[k]:.1%}" for k in range(len(labels))]
+        if shift is None:
+            self.bars.setOpts(x0=np.zeros(len(probs)), y=np.arange(len(probs)), width=probs,
+                              height=0.7, brushes=brushes)
+        else:
+            base = [shift.base_prob(i, int(t)) for t in ids]
+            self.shown_base_probs = np.array([np.nan if b is None else b for b in base], np.float32)
+            known = ~np.isnan(self.shown_base_probs)
+            self.bars.setOpts(x0=np.zeros(len(probs)), y=np.arange(len(probs)) - 0.18, width=probs,
+                              height=0.36, brushes=brushes)
+            self.base_bars.setOpts(x0=np.zeros(int(known.sum())),
+                                   y=np.arange(len(probs))[known] + 0.18,
+                                   width=self.shown_base_probs[known], height=0.36)
+            ticks = [f"{t} (was {'?' if b is None else f'{b:.1%}'})" for t, b in zip(ticks, base, strict=True)]
+        self.plot.getAxis("left").setTicks([list(enumerate(ticks))])
+        widest = np.nanmax(np.concatenate([probs, self.shown_base_probs, [1e-3]]))
+        self.plot.setXRange(0, float(widest) * 1.05, padding=0)
         self.plot.setYRange(-0.5, len(probs) - 0.5, padding=0)
         piece = display_piece(result.tokens[i], style)
         self.title.setText(f"What the model predicts right after token #{i} <code>{escape(piece)}</code> "
@@ -89,5 +127,26 @@ class ProbabilityPanel(QWidget):
             self.actual.setText(f"Actual next token <code>{escape(nxt)}</code>: rank {rank}, "
                                 f"p = {p:.2%} ({bits:.1f} bits of surprise)"
                                 + ("" if rank <= len(probs) else " — not in the bars above"))
+        if shift is not None:
+            self.actual.setText(self.actual.text() + "<br>" + self._shift_text(shift, i, actual_id))
+            self.title.setText(self.title.text() + "; grey: without the ablated heads")
         self.shown_position = i
         self.shown_probs = probs
+
+    def _shift_text(self, shift: AblationShift, i: int, actual_id: int | None) -> str:
+        """Δp of the actual next token (the unablated top-1 after the last token) and KL."""
+        result = self.result
+        assert result is not None
+        if actual_id is None:
+            token_id = int(np.argmax(shift.base.last_probs))
+            now, what = float(result.last_probs[token_id]), "unablated top-1"
+        else:
+            token_id, now, what = actual_id, float(result.actual_next_probs[i]), "actual next"
+        before = shift.base_prob(i, token_id)
+        piece = display_piece(str(shift.base.topk_tokens[i][0]) if actual_id is None
+                              else result.tokens[i + 1], result.model_info.piece_style)
+        change = f"{before:.2%} → {now:.2%} (Δp {100 * (now - (before or 0.0)):+.2f} points)" \
+            if before is not None else f"{now:.2%}"
+        heads = escape(shift.ablation.describe())
+        return (f"<b>Ablated</b> {heads} ({shift.ablation.mode}): {what} <code>{escape(piece)}</code> "
+                f"{change}; KL(base‖ablated) = {float(shift.kl[i]):.4f} nats")

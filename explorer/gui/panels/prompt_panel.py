@@ -6,6 +6,7 @@ from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QVBoxLayout, QWidget
 
+from explorer.core.memory_estimate import describe_estimate
 from explorer.core.types import ModelInfo, RunResult
 
 DEBOUNCE_MS = 450
@@ -60,9 +61,13 @@ class PromptPanel(QWidget):
         self._update_count(None)
 
     def show_result(self, result: RunResult) -> None:
-        self._update_count(result.num_tokens)
+        mode = describe_estimate(result.model_info, result.num_tokens, result.attention_mode)
+        self._update_count(result.num_tokens, mode)
 
-    def _update_count(self, tokens: int | None) -> None:
-        count = "–" if tokens is None else str(tokens)
-        limit = f" / {self._context_length} context" if self._context_length else ""
-        self.count_label.setText(f"{count} tokens{limit}")
+    def _update_count(self, tokens: int | None, mode: str = "") -> None:
+        count = "–" if tokens is None else f"{tokens:,}"
+        limit = f" / {self._context_length:,} context" if self._context_length else ""
+        self.count_label.setText(f"{count} tokens{limit}" + (f" · {mode}" if mode else ""))
+        self.count_label.setToolTip("Attention mode of the last run and the memory it needed: full "
+                                    "keeps every map; lazy rebuilds maps from queries and keys "
+                                    "(Run ▸ Attention)")

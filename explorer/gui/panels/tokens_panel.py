@@ -1,14 +1,24 @@
-"""The prompt as a strip of token chips; click or arrow keys select a token."""
+"""The prompt as a strip of token chips; click or arrow keys select a token.
+
+A list model and a painting delegate, not one widget per token: the strip lays out 8,000
+chips in batches and paints only the visible ones, and it scrolls to the selection. Chips
+can carry a heat colour per token (``set_token_heat``, e.g. attribution scores).
+"""
 
 from __future__ import annotations
 
-from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtGui import QColor, QFont
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QAbstractListModel, QModelIndex, QRect, QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QColor, QFont, QPainter, QPen
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QLabel,
     QListView,
-    QListWidget,
-    QListWidgetItem,
+    QStyle,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
     QVBoxLayout,
     QWidget,
 )
@@ -17,11 +27,12 @@ from explorer.core.selection import Selection
 from explorer.core.tokens import display_piece
 from explorer.core.types import RunResult
 
-CHIP_STYLE = """
-QListWidget { background: palette(base); }
-QListWidget::item { border: 1px solid #9aa5b1; border-radius: 4px; padding: 2px 6px; margin: 2px; }
-QListWidget::item:selected { background: #ffcf40; color: black; border: 1px solid #c47f00; }
-"""
+SPECIAL_COLOR = QColor("#7a4fd6")
+BORDER_COLOR = QColor("#9aa5b1")
+SELECTED_FILL = QColor("#ffcf40")
+SELECTED_BORDER = QColor("#c47f00")
+CHIP_PADDING = 12
+HEAT_ROLE = Qt.UserRole + 1
 
 
 def chip_tooltip(result: RunResult, index: int) -> str:
@@ -32,29 +43,126 @@ def chip_tooltip(result: RunResult, index: int) -> str:
             f"{span}{text}")
 
 
+def heat_color(value: float, scale: float, signed: bool) -> QColor:
+    """White -> red for positive values, white -> blue for negative ones (signed data)."""
+    if not np.isfinite(value) or scale <= 0:
+        return QColor("white")
+    x = float(min(1.0, abs(value) / scale))
+    if value >= 0 or not signed:
+        return QColor(255, int(255 * (1 - 0.75 * x)), int(255 * (1 - 0.75 * x)))
+    return QColor(int(255 * (1 - 0.75 * x)), int(255 * (1 - 0.5 * x)), 255)
+
+
+class TokenModel(QAbstractListModel):
+    """One row per token: readable piece, tooltip, special flag and optional heat."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.result: RunResult | None = None
+        self.texts: list[str] = []
+        self.heat: np.ndarray | None = None
+        self._heat_scale = 1.0
+        self._signed = False
+
+    def set_result(self, result: RunResult) -> None:
+        self.beginResetModel()
+        self.result = result
+        style = result.model_info.piece_style
+        self.texts = [display_piece(p, style) for p in result.tokens]
+        self.heat = None
+        self.endResetModel()
+
+    def set_heat(self, values: np.ndarray | None) -> None:
+        self.heat = None if values is None else np.asarray(values, dtype=np.float32)
+        if self.heat is not None:
+            finite = self.heat[np.isfinite(self.heat)]
+            self._heat_scale = float(np.abs(finite).max()) if finite.size else 1.0
+            self._signed = bool(finite.size and finite.min() < 0)
+        # paint-only data: the view repaints (no dataChanged, which would lay 8,000 chips out again)
+
+    def rowCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: B008, N802
+        return 0 if parent.isValid() else len(self.texts)
+
+    def data(self, index: QModelIndex, role: int = Qt.DisplayRole) -> Any:
+        row = index.row()
+        if not index.isValid() or not 0 <= row < len(self.texts) or self.result is None:
+            return None
+        if role == Qt.DisplayRole:
+            return self.texts[row]
+        if role == Qt.ToolTipRole:
+            tip = chip_tooltip(self.result, row)
+            if self.heat is not None and row < len(self.heat):
+                tip += f"\nscore: {float(self.heat[row]):.4g}"
+            return tip
+        if role == Qt.ForegroundRole:
+            return SPECIAL_COLOR if self.result.offsets[row, 0] < 0 else None
+        if role == HEAT_ROLE:
+            if self.heat is None or row >= len(self.heat):
+                return None
+            return heat_color(float(self.heat[row]), self._heat_scale, self._signed)
+        return None
+
+
+class ChipDelegate(QStyledItemDelegate):
+    """Paints a token as a rounded chip: heat or selection fill, border, text."""
+
+    def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex) -> QSize:  # noqa: N802
+        metrics = option.fontMetrics
+        text = str(index.data(Qt.DisplayRole) or "")
+        return QSize(metrics.horizontalAdvance(text) + CHIP_PADDING + 6, metrics.height() + 10)
+
+    def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex) -> None:
+        painter.save()
+        rect: QRect = option.rect.adjusted(2, 2, -2, -2)
+        selected = bool(option.state & QStyle.State_Selected)
+        heat = index.data(HEAT_ROLE)
+        fill = SELECTED_FILL if selected else (heat if isinstance(heat, QColor) else QColor("white"))
+        painter.setRenderHint(QPainter.Antialiasing, True)
+        painter.setBrush(fill)
+        painter.setPen(QPen(SELECTED_BORDER if selected else BORDER_COLOR, 2 if selected else 1))
+        painter.drawRoundedRect(rect, 4, 4)
+        foreground = index.data(Qt.ForegroundRole)
+        painter.setPen(foreground if isinstance(foreground, QColor) else QColor("black"))
+        painter.drawText(rect, Qt.AlignCenter, str(index.data(Qt.DisplayRole) or ""))
+        painter.restore()
+
+
 class TokensPanel(QWidget):
     token_selected = Signal(int)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.chips = QListWidget()
+        self.model = TokenModel()
+        self.chips = QListView()
         self.chips.setObjectName("token-chips")
+        self.chips.setModel(self.model)
+        self.chips.setItemDelegate(ChipDelegate(self.chips))
         self.chips.setFlow(QListView.LeftToRight)
         self.chips.setWrapping(True)
         self.chips.setResizeMode(QListView.Adjust)
+        self.chips.setLayoutMode(QListView.Batched)
+        self.chips.setBatchSize(250)
         self.chips.setUniformItemSizes(False)
         self.chips.setSelectionMode(QAbstractItemView.SingleSelection)
-        self.chips.setSpacing(1)
+        self.chips.setSpacing(0)
         self.chips.setTextElideMode(Qt.ElideNone)
-        self.chips.setStyleSheet(CHIP_STYLE)
         font = QFont("monospace")
         font.setStyleHint(QFont.Monospace)
         self.chips.setFont(font)
+        self.heat_label = QLabel("")
+        self.heat_label.setWordWrap(True)
+        self.heat_label.setMinimumWidth(1)
+        self.heat_label.hide()
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
-        layout.addWidget(self.chips)
-        self.chips.currentRowChanged.connect(self._on_row_changed)
+        layout.addWidget(self.chips, 1)
+        layout.addWidget(self.heat_label)
+        self.chips.selectionModel().currentRowChanged.connect(self._on_row_changed)
         self._updating = False
+        # long strips are laid out in batches between events: scroll once the chip has a place
+        self._scroll_row = -1
+        self._scroll_timer = QTimer(self, singleShot=True, interval=20)
+        self._scroll_timer.timeout.connect(self._scroll_when_laid_out)
 
     def sizeHint(self) -> QSize:
         return QSize(600, 110)
@@ -62,34 +170,57 @@ class TokensPanel(QWidget):
     def show_result(self, result: RunResult) -> None:
         self._updating = True
         try:
-            self.chips.clear()
-            style = result.model_info.piece_style
-            for i, piece in enumerate(result.tokens):
-                text = display_piece(piece, style)
-                item = QListWidgetItem(text)
-                width = self.chips.fontMetrics().horizontalAdvance(text) + 22
-                item.setSizeHint(QSize(width, self.chips.fontMetrics().height() + 12))
-                item.setToolTip(chip_tooltip(result, i))
-                item.setData(Qt.UserRole, i)
-                if result.offsets[i, 0] < 0:
-                    item.setForeground(QColor("#7a4fd6"))
-                self.chips.addItem(item)
+            self.model.set_result(result)
+            self.set_token_heat(None)
         finally:
             self._updating = False
 
     def show_selection(self, selection: Selection) -> None:
-        if selection.token == self.chips.currentRow() or self.chips.count() == 0:
+        if selection.token == self.current_token() or self.count() == 0:
             return
         self._updating = True
         try:
-            self.chips.setCurrentRow(selection.token)
-            self.chips.scrollToItem(self.chips.item(selection.token))
+            index = self.model.index(min(selection.token, self.count() - 1))
+            self.chips.setCurrentIndex(index)
         finally:
             self._updating = False
+        self._scroll_row = index.row()
+        self._scroll_when_laid_out()
 
-    def _on_row_changed(self, row: int) -> None:
-        if not self._updating and row >= 0:
-            self.token_selected.emit(row)
+    def _scroll_when_laid_out(self) -> None:
+        row = self._scroll_row
+        if not 0 <= row < self.count():
+            return
+        if self.chip_rect(row).isValid():
+            self.chips.scrollTo(self.model.index(row), QAbstractItemView.EnsureVisible)
+            self._scroll_row = -1
+        else:
+            self._scroll_timer.start()
+
+    def _on_row_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
+        if not self._updating and current.isValid():
+            self.token_selected.emit(current.row())
+
+    # -- reading what is shown (tests, other panels) ---------------------------------------
+    def count(self) -> int:
+        return self.model.rowCount()
+
+    def current_token(self) -> int:
+        index = self.chips.currentIndex()
+        return index.row() if index.isValid() else -1
 
     def chip_text(self, index: int) -> str:
-        return self.chips.item(index).text()
+        return self.model.texts[index]
+
+    def chip_rect(self, index: int) -> QRect:
+        """Where chip ``index`` is drawn, in the list viewport's coordinates."""
+        return self.chips.visualRect(self.model.index(index))
+
+    # -- heat ----------------------------------------------------------------------------------
+    def set_token_heat(self, values: np.ndarray | None, label: str = "") -> None:
+        """Colour each chip by float32[T] (white -> red, and blue for negative values);
+        None clears."""
+        self.model.set_heat(values)
+        self.heat_label.setVisible(values is not None and bool(label))
+        self.heat_label.setText(label)
+        self.chips.viewport().update()

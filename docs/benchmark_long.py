@@ -1,0 +1,204 @@
+"""Long prompts: lazy attention against the eager forward and a bare sdpa forward.
+
+    .venv/bin/python docs/benchmark_long.py [--tokens 256,1024,2048,4096,8192] [--repeats 1]
+
+Every measurement runs in its own process (a clean peak RSS), one after another:
+
+- ``eager``: the model's eager forward with ``output_attentions=True`` (transformers keeps
+  every float32 map): skipped when its maps alone would not fit in memory;
+- ``sdpa``: a plain sdpa forward keeping only the last position's logits;
+- ``analyze``: ``engine.analyze(..., attention="auto")`` (lazy from 1,024 tokens);
+- ``gui``: the real window (offscreen) with its worker thread: the time from Run until the
+  tokens, bars and the selected head's map are drawn ("first panels"), until every
+  thumbnail is drawn, how long a selection change takes to redraw (another token, and
+  another head), the longest time the GUI thread was blocked (a 5 ms heartbeat timer),
+  and the process's peak RSS.
+
+Prints one table (markdown) of seconds and GB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SOURCE = ROOT / "resources" / "sentiment" / "reviews.csv"
+
+
+def prompt_of(tokenizer, tokens: int) -> str:
+    """A prompt of about ``tokens`` SmolLM2 tokens from the shipped reviews, repeated."""
+    text = SOURCE.read_text(encoding="utf-8")
+    ids: list[int] = []
+    while len(ids) < tokens + 8:
+        ids += tokenizer(text)["input_ids"]
+    return tokenizer.decode(ids[:tokens])
+
+
+def peak_rss_gb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9
+
+
+def measure_engine(kind: str, tokens: int) -> dict:
+    import torch
+
+    from explorer.backend.engine import analyze
+    from explorer.backend.loader import load_model
+
+    loaded = load_model("smollm2")
+    prompt = prompt_of(loaded.tokenizer, tokens)
+    ids = torch.tensor([loaded.tokenizer(prompt)["input_ids"]])
+    rss_loaded = peak_rss_gb()
+    started = time.perf_counter()
+    if kind == "eager":
+        with torch.inference_mode():
+            loaded.model(input_ids=ids, output_attentions=True, use_cache=False)
+    elif kind == "sdpa":
+        loaded.model.set_attn_implementation("sdpa")
+        with torch.inference_mode():
+            loaded.model(input_ids=ids, use_cache=False, logits_to_keep=1)
+    else:
+        result = analyze(loaded, prompt)
+        assert result.num_tokens == ids.shape[1]
+    seconds = time.perf_counter() - started
+    return {"tokens": int(ids.shape[1]), "seconds": seconds, "peak_rss_gb": peak_rss_gb(),
+            "loaded_rss_gb": rss_loaded}
+
+
+def measure_gui(tokens: int) -> dict:
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6.QtCore import QElapsedTimer, QSettings, QTimer
+
+    from explorer.gui.app import application
+    from explorer.gui.main_window import MainWindow
+
+    app = application()
+    scratch = tempfile.mkdtemp()
+    window = MainWindow(settings=QSettings(os.path.join(scratch, "s.ini"), QSettings.IniFormat))
+    window.resize(1500, 1000)
+    window.show()
+    controller = window.controller
+    state: dict = {"worst_block": 0.0, "last": None}
+    clock = QElapsedTimer()
+    clock.start()
+
+    def beat() -> None:
+        now = clock.elapsed()
+        if state["last"] is not None and state.get("watch"):
+            state["worst_block"] = max(state["worst_block"], (now - state["last"] - 5) / 1000)
+        state["last"] = now
+
+    heartbeat = QTimer()
+    heartbeat.setInterval(5)
+    heartbeat.timeout.connect(beat)
+    heartbeat.start()
+
+    def wait(condition, timeout: float = 1800.0) -> float:
+        started = time.perf_counter()
+        while not condition():
+            app.processEvents()
+            time.sleep(0.001)
+            if time.perf_counter() - started > timeout:
+                raise TimeoutError
+        return time.perf_counter() - started
+
+    window.load_model("smollm2")
+    wait(lambda: controller.model_info is not None)
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(controller.worker.model.info.source)
+    prompt = prompt_of(tokenizer, tokens)
+    panel = window.attention_panel.map
+    state["watch"] = True
+    started = time.perf_counter()
+    window.prompt_panel.set_text(prompt)
+    window.prompt_panel.run_now()
+    wait(lambda: controller.view is not None and controller.view.result.prompt == prompt
+         and panel.detail is not None and panel.detail.num_tokens == controller.view.result.num_tokens)
+    first = time.perf_counter() - started
+    view = controller.view
+    wait(lambda: view.complete(controller.selection.hide_first))
+    thumbnails = time.perf_counter() - started
+    t = view.result.num_tokens
+    mark = time.perf_counter()
+    controller.select_token(t // 2)
+    app.processEvents()
+    token_redraw = time.perf_counter() - mark
+    mark = time.perf_counter()
+    controller.select_head(controller.selection.layer + 1, 3)
+    wait(lambda: panel.detail is not None and panel.detail.key.head == 3)
+    head_redraw = time.perf_counter() - mark
+    result = {"tokens": t, "mode": view.result.attention_mode, "first_panels_s": first,
+              "thumbnails_s": thumbnails, "token_redraw_s": token_redraw,
+              "head_redraw_s": head_redraw, "worst_gui_block_s": state["worst_block"],
+              "peak_rss_gb": peak_rss_gb()}
+    heartbeat.stop()
+    window.close()
+    return result
+
+
+def child(kind: str, tokens: int) -> dict:
+    cmd = [sys.executable, __file__, "--child", kind, "--tokens", str(tokens)]
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT,
+                          env=dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_VERBOSITY="error"))
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode != 0 or not lines:
+        return {"error": (done.stderr.strip().splitlines() or ["failed"])[-1][:120]}
+    return json.loads(lines[-1])
+
+
+def eager_fits(tokens: int) -> bool:
+    maps = 30 * 9 * tokens * tokens * 4  # float32 weights transformers keeps for every layer
+    return maps < 0.5 * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--tokens", default="256,1024,2048,4096,8192")
+    parser.add_argument("--child")
+    args = parser.parse_args()
+    if args.child:
+        tokens = int(args.tokens)
+        data = measure_gui(tokens) if args.child == "gui" else measure_engine(args.child, tokens)
+        print(json.dumps(data))
+        return
+    rows = []
+    for tokens in (int(t) for t in args.tokens.split(",")):
+        row = {"target": tokens}
+        row["eager"] = child("eager", tokens) if eager_fits(tokens) else {"error": "does not fit"}
+        row["sdpa"] = child("sdpa", tokens)
+        row["analyze"] = child("analyze", tokens)
+        row["gui"] = child("gui", tokens)
+        rows.append(row)
+        print(json.dumps(row), file=sys.stderr)
+
+    def s(cell: dict, key: str = "seconds") -> str:
+        return cell.get("error", "") if "error" in cell else f"{cell[key]:.2f}"
+
+    print("| tokens | eager fwd + attentions s (peak GB) | sdpa fwd s | analyze s (mode, peak GB) "
+          "| GUI first panels s | GUI all thumbnails s | token redraw s | head redraw s "
+          "| worst GUI block s | GUI peak RSS GB |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for row in rows:
+        e, d, a, g = row["eager"], row["sdpa"], row["analyze"], row["gui"]
+        eager = s(e) if "error" in e else f"{e['seconds']:.2f} ({e['peak_rss_gb']:.1f})"
+        analyze = s(a) if "error" in a else f"{a['seconds']:.2f} ({a['peak_rss_gb']:.2f})"
+        gui = ["", "", "", "", "", ""] if "error" in g else [
+            f"{g['first_panels_s']:.2f} ({g['mode']})", f"{g['thumbnails_s']:.1f}",
+            f"{g['token_redraw_s']:.3f}", f"{g['head_redraw_s']:.2f}",
+            f"{g['worst_gui_block_s']:.3f}", f"{g['peak_rss_gb']:.2f}"]
+        if "error" in g:
+            gui[0] = g["error"]
+        tokens = (a.get("tokens") or g.get("tokens") or row["target"])
+        print(f"| {tokens} | {eager} | {s(d)} | {analyze} | " + " | ".join(gui) + " |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,44 @@
+"""What a run will cost in memory, per attention mode (pure arithmetic on ModelInfo, so the
+window can say it before asking the worker)."""
+
+from __future__ import annotations
+
+from explorer.core.types import ModelInfo
+
+LOGIT_CHUNK = 256
+"""Positions per chunk of the output head in the fast (lazy / none) forward."""
+
+
+def _activation_bytes(info: ModelInfo, num_tokens: int) -> int:
+    """One layer's float32 activations in flight (hidden states, projections, MLP)."""
+    return num_tokens * info.hidden_size * 4 * 12
+
+
+def estimate_run_bytes(info: ModelInfo, num_tokens: int, mode: str = "full") -> int:
+    """Peak extra bytes of analyze() in attention ``mode``.
+
+    full: the float16 maps of every layer, one layer's float32 scores and weights in flight
+    (the capture hooks free them layer by layer; x3 for the eager kernel's temporaries),
+    and the float32 logits over the vocabulary.
+    lazy: float32 queries and keys of every layer, plus one layer's activations and a chunk
+    of the output head (sdpa never builds the T x T matrix).
+    none: the activations and the head chunk only.
+    """
+    if mode == "full":
+        layer_map = info.heads * num_tokens * num_tokens
+        logits = num_tokens * info.vocab_size * 4 if info.causal else 0
+        return info.layers * layer_map * 2 + 3 * layer_map * 4 + logits
+    head_dim = info.head_dim or info.hidden_size // max(1, info.heads)
+    head_chunk = 3 * min(num_tokens, LOGIT_CHUNK) * info.vocab_size * 4 if info.causal else 0
+    fast = _activation_bytes(info, num_tokens) + head_chunk + num_tokens * info.hidden_size * 4
+    if mode == "none":
+        return fast
+    queries_keys = info.layers * (info.heads + info.kv_heads) * num_tokens * head_dim * 4
+    return fast + queries_keys
+
+
+def describe_estimate(info: ModelInfo, num_tokens: int, mode: str) -> str:
+    """e.g. 'lazy attention, about 0.4 GB' for the prompt panel and the CLI summary."""
+    needed = estimate_run_bytes(info, num_tokens, mode)
+    size = f"{needed / 1e9:.1f} GB" if needed >= 1e8 else f"{needed / 1e6:.0f} MB"
+    return f"{mode} attention, about {size}"

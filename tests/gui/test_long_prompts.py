@@ -1,0 +1,126 @@
+"""Long prompts in the window: lazy runs, streamed thumbnails, a pooled overview with exact
+zoomed windows, row/column curves, jump to token, and a token strip of thousands of chips."""
+
+import numpy as np
+import pytest
+from PySide6.QtWidgets import QWidget
+
+from explorer.core.attention import head_map
+from explorer.core.map_view import DIRECT_LIMIT
+from explorer.core.thumbnails import layer_tiles, tile_origin
+from explorer.gui.run_view import GROUP_GAP, THUMBNAIL_CELL, THUMBNAIL_GAP
+from tests.gui.conftest import load_and_run
+
+LONG = "The cat sat on the mat. The dog sat on the log. " * 75  # ~1,200 tokens
+
+
+@pytest.fixture
+def long_view(qtbot, window):
+    view = load_and_run(qtbot, window, "tiny-llama-long", LONG)
+    assert view.result.attention_mode == "lazy"  # auto: lazy from 1,024 tokens
+    assert view.result.num_tokens > DIRECT_LIMIT
+    return view
+
+
+def wait_for_thumbnails(qtbot, window):
+    controller = window.controller
+    qtbot.waitUntil(lambda: controller.view.complete(controller.selection.hide_first), timeout=60000)
+
+
+def test_thumbnails_stream_in_and_equal_the_pooled_maps(qtbot, window, long_view):
+    assert not long_view.complete(False) or long_view.filled[False]  # not drawn all at once
+    wait_for_thumbnails(qtbot, window)
+    mosaic = window.attention_panel.grid_image.image
+    assert not np.isnan(mosaic[: 3 * (long_view.cell + THUMBNAIL_GAP)]).all()
+    tiles = layer_tiles(long_view.result, 2, THUMBNAIL_CELL)  # independent core computation
+    c = long_view.cell
+    for head in range(4):
+        y, x = tile_origin(2, head, c, THUMBNAIL_GAP, GROUP_GAP, long_view.group_size)
+        np.testing.assert_allclose(mosaic[y:y + c, x:x + c], tiles[head], atol=1e-6)
+    assert window.attention_panel.grid.progress.value() == 3
+
+
+def test_the_long_map_is_a_labelled_pooled_overview_with_curves(qtbot, window, long_view):
+    panel = window.attention_panel
+    window.controller.select_head(1, 2)
+    qtbot.waitUntil(lambda: panel.map.detail is not None and panel.map.detail.key.layer == 1
+                    and panel.map.detail.key.head == 2, timeout=60000)
+    detail = panel.map.detail
+    t = long_view.result.num_tokens
+    block = -(-t // DIRECT_LIMIT)
+    assert detail.block == block and panel.shown_map.shape == (-(-t // block),) * 2
+    assert f"max-pooled {block}×{block}-token blocks" in panel.map.status.text()
+    full = head_map(long_view.result, 1, 2)  # the exact map, for checking only
+    r, c = 100, 37
+    assert panel.shown_map[r, c] == pytest.approx(full[r * block:(r + 1) * block, c * block:(c + 1) * block].max(), abs=1e-6)
+    window.controller.select_token(700)
+    np.testing.assert_allclose(panel.map.row_curve.getData()[1], full[700], atol=1e-6)
+    np.testing.assert_allclose(panel.map.column_curve.getData()[1], full[:, 700], atol=1e-6)
+    assert panel.row_highlight.rect().top() == 700
+
+
+def test_zooming_in_draws_the_window_exactly_with_token_labels(qtbot, window, long_view):
+    panel = window.attention_panel
+    qtbot.waitUntil(lambda: panel.map.detail is not None, timeout=60000)
+    panel.map.map_plot.setRange(xRange=(500, 540), yRange=(600, 640), padding=0)
+    qtbot.waitUntil(lambda: panel.map.window_image.isVisible(), timeout=60000)
+    s = window.controller.selection
+    rect = panel.map.window_image.mapRectToParent(panel.map.window_image.boundingRect())
+    r0, c0 = int(rect.top()), int(rect.left())
+    shown = panel.map.window_image.image
+    expected = head_map(long_view.result, s.layer, s.head)[r0:r0 + shown.shape[0], c0:c0 + shown.shape[1]]
+    np.testing.assert_allclose(shown, expected, atol=1e-6)
+    ticks = panel.map.map_plot.getAxis("bottom")._tickLevels[0]
+    assert len(ticks) >= 30 and all(not label.isdigit() for _, label in ticks[:5])  # token pieces
+
+
+def test_jump_to_token_selects_and_centres(qtbot, window, long_view):
+    panel = window.attention_panel
+    panel.map.jump_box.setValue(1100)
+    panel.map.jump_button.click()
+    assert window.controller.selection.token == 1100
+    (x0, x1), (y0, y1) = panel.map.visible_range()
+    assert x0 < 1100.5 < x1 and y0 < 1100.5 < y1 and x1 - x0 < 100
+    assert window.tokens_panel.current_token() == 1100
+
+
+def test_stopping_the_thumbnails_keeps_what_was_drawn(qtbot, window, long_view):
+    controller = window.controller
+    controller.cancel_thumbnails()
+    drawn = set(long_view.filled[False])
+    qtbot.wait(300)
+    assert len(long_view.filled[False]) <= len(drawn) + 1  # at most the layer in progress
+    assert "stopped" in window.attention_panel.grid.progress.format()
+
+
+def test_the_token_strip_holds_8000_tokens_without_8000_widgets(qtbot):
+    from explorer.core.selection import Selection
+    from explorer.core.types import ModelInfo, RunResult
+    from explorer.gui.panels.tokens_panel import TokensPanel
+
+    n = 8000
+    info = ModelInfo(name="m", architecture="A", layers=1, heads=1, kv_heads=1, hidden_size=4,
+                     vocab_size=10, context_length=8192, positional_kind="none", causal=True)
+    result = RunResult(prompt="x" * n, token_ids=np.zeros(n, np.int64), tokens=tuple(f"t{i}" for i in range(n)),
+                       offsets=np.stack([np.arange(n), np.arange(n) + 1], 1), attentions=None,
+                       topk_ids=np.zeros((n, 0)), topk_probs=np.zeros((n, 0)), topk_logits=np.zeros((n, 0)),
+                       topk_tokens=[[] for _ in range(n)], positional=np.zeros((n, 0)),
+                       positional_kind="none", model_info=info, attention_mode="none")
+    panel = TokensPanel()
+    qtbot.addWidget(panel)
+    panel.resize(600, 150)
+    panel.show()
+    panel.show_result(result)
+    assert panel.count() == n
+    assert len(panel.findChildren(QWidget)) < 40
+    panel.show_selection(Selection(token=7777))
+    qtbot.waitUntil(lambda: panel.chips.viewport().rect().intersects(panel.chip_rect(7777)))
+    assert panel.current_token() == 7777
+    heat = np.linspace(-1, 1, n)
+    panel.set_token_heat(heat, "test score")
+    image = panel.chips.viewport().grab().toImage()
+    chip = panel.chip_rect(7777)
+    assert image.pixelColor(chip.left() + 5, chip.top() + 6).name() == "#ffcf40"  # selected
+    other = panel.chip_rect(7776)
+    color = image.pixelColor(other.left() + 5, other.top() + 6)
+    assert color.red() > 200 and color.green() < 230  # a strong positive score is red
