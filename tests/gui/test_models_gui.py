@@ -137,7 +137,7 @@ def test_stack_selector_switches_encoder_decoder_and_cross(qtbot, window):
         selector.stack_box.setCurrentIndex(0)  # encoder self-attention
     encoder = blocker.args[0].result
     assert encoder.tokens == source and encoder.model_info.layers == 2
-    assert window.tokens_panel.chips.count() == len(source)
+    assert window.tokens_panel.chips.model().rowCount() == len(source)
     s = window.controller.selection
     np.testing.assert_allclose(window.attention_panel.shown_map, head_map(encoder, s.layer, s.head))
     record = selector.record
