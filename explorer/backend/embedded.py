@@ -69,6 +69,14 @@ class EmbeddedModel:
         candidate = location / self.relative_path
         return candidate if candidate.exists() else None
 
+    def verified_digest(self) -> str | None:
+        """The sha256 of an assembled model: its package's EXPECTED_SHA256, which
+        ``assemble()`` checked before the file was renamed into place (saves hashing
+        250 MB on every load). None for models shipped as files."""
+        if not self.chunks or not self.assembled_path().is_file():
+            return None
+        return getattr(importlib.import_module(self.package), "EXPECTED_SHA256", None)
+
     def assembled_path(self) -> Path:
         return cache_root() / "embedded" / self.relative_path
 

@@ -104,7 +104,7 @@ def load_model(
     task.progress(0.96, "Checking attention output")
     model.eval()
     info = replace(model_info(model, tokenizer, source.display_name, str(folder)),
-                   fingerprint=model_fingerprint(source.path))
+                   fingerprint=source.digest or model_fingerprint(source.path))
     note = device_note(device, used_device)
     loaded = LoadedModel(model, tokenizer, info, spec=spec, notes=(note,) if note else ())
     with out_of_memory_reported(used_device, f"checking '{spec}'"):
@@ -167,7 +167,7 @@ def _load_gguf(source: ModelSource, task: TaskState) -> tuple[Any, Any, Path]:
     path = source.path
     _check_gguf_header(path)
     task.progress(0.0, "Hashing GGUF file")
-    digest = file_sha256(path)
+    digest = source.digest or file_sha256(path)  # known for an assembled embedded model
     cache = gguf_cache.cache_dir_for(path, digest)
     if gguf_cache.is_complete(cache):
         try:

@@ -25,6 +25,7 @@ class ModelSource:
     kind: str
     path: Path
     display_name: str
+    digest: str | None = None  # the file's sha256 when already checked (assembled embedded model)
 
 
 def _not_found(spec: str, why: str) -> ModelNotFoundError:
@@ -43,7 +44,8 @@ def resolve_model(spec: str) -> ModelSource:
         raise _not_found(spec, "No model given.")
     embedded = EMBEDDED_MODELS.get(spec.lower())
     if embedded is not None:
-        return ModelSource(spec, embedded.kind, embedded.prepare(), embedded.alias)
+        return ModelSource(spec, embedded.kind, embedded.prepare(), embedded.alias,
+                           digest=embedded.verified_digest())
 
     path = Path(spec).expanduser()
     if path.exists():

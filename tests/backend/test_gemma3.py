@@ -143,6 +143,9 @@ def test_gemma3_shape_windows_and_bases(gemma3):
     assert {g.name: g.base for g in info.rope_groups} == {"sliding_attention": 10_000.0,
                                                           "full_attention": 1_000_000.0}
     assert info.architecture == "Gemma3ForCausalLM" and info.dtype == "float32"
+    from explorer.backend.fingerprint import file_sha256  # the trusted digest is the file's
+
+    assert info.fingerprint == file_sha256(embedded.EMBEDDED_MODELS["gemma3"].assembled_path())
 
 
 @pytest.mark.embedded
