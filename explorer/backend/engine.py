@@ -11,12 +11,13 @@ import numpy as np
 
 from explorer.backend.ablation import ablating
 from explorer.backend.attention_capture import AttentionCapture
+from explorer.backend.device import out_of_memory_reported
 from explorer.backend.introspect import positional_table
 from explorer.backend.loader import LoadedModel
 from explorer.backend.memory import check_memory
 from explorer.backend.qk_capture import NotReproducible, QueryKeyRecorder, recording
 from explorer.core.ablation import Ablation
-from explorer.core.attention import AttentionSpec, resolve_mode
+from explorer.core.attention import AttentionSpec, rebuild_rows, resolve_mode
 from explorer.core.errors import AttentionUnavailableError, Cancelled, PromptError
 from explorer.core.progress import TaskState
 from explorer.core.types import RunResult
@@ -89,6 +90,10 @@ def _analyze(
     rank of the prompt's own next token.
     """
     task = task or TaskState()
+    if loaded.info.encoder_decoder:  # encoder, decoder and cross stacks: backend/seq2seq.py
+        from explorer.backend.seq2seq import analyze_seq2seq
+
+        return analyze_seq2seq(loaded, prompt, top_k=top_k, task=task).stack_result("cross")
     started = time.perf_counter()
     ids, pieces, offsets = tokenize(loaded, prompt)
     check_prompt(loaded, prompt, len(ids))
@@ -97,17 +102,20 @@ def _analyze(
     check_memory(loaded.info, len(ids), mode)
     task.progress(0.05, "Running the model")
     forward_started = time.perf_counter()
-    if mode == "full":
-        forward = _full_forward(loaded, ids, top_k, task)
-    else:
-        try:
-            forward = _fast_forward(loaded, ids, top_k, task, record=mode == "lazy")
-        except NotReproducible as exc:
-            notes.append(f"Attention of {loaded.info.name} cannot be rebuilt from its queries and "
-                         f"keys ({exc}); every map was captured in full instead.")
-            mode = "full"
-            check_memory(loaded.info, len(ids), mode)
+    with out_of_memory_reported(loaded.info.device, f"running a {len(ids)}-token prompt"):
+        if mode == "full" and loaded.info.dtype != "float32":
+            forward = _full_maps_in_float32(loaded, ids, top_k, task, notes)
+        elif mode == "full":
             forward = _full_forward(loaded, ids, top_k, task)
+        else:
+            try:
+                forward = _fast_forward(loaded, ids, top_k, task, record=mode == "lazy")
+            except NotReproducible as exc:
+                notes.append(f"Attention of {loaded.info.name} cannot be rebuilt from its queries "
+                             f"and keys ({exc}); every map was captured in full instead.")
+                mode = "full"
+                check_memory(loaded.info, len(ids), mode)
+                forward = _full_forward(loaded, ids, top_k, task)
     forward_s = time.perf_counter() - forward_started
     task.progress(0.9, "Collecting results")
     info = loaded.info
@@ -176,13 +184,39 @@ def _next_token(loaded: LoadedModel, logits: Any, ids: list[int], top_k: int,
     return _Forward(topk, last_probs, probs, ranks)
 
 
+def _full_maps_in_float32(loaded: LoadedModel, ids: list[int], top_k: int, task: TaskState,
+                          notes: list[str]) -> _Forward:
+    """Every map in float32 although the weights are bfloat16/float16: record the queries
+    and keys (copied to float32) during the forward, then softmax them in float32 here.
+    Models whose attention cannot be rebuilt fall back to the eager weights, with a note."""
+    try:
+        forward = _fast_forward(loaded, ids, top_k, task, record=True)
+    except NotReproducible as exc:
+        notes.append(f"Maps of {loaded.info.name} are its own {loaded.info.dtype} eager weights "
+                     f"(they cannot be rebuilt in float32: {exc}).")
+        return _full_forward(loaded, ids, top_k, task)
+    queries, keys, spec = forward.queries, forward.keys, forward.spec
+    assert queries is not None and keys is not None and spec is not None
+    layers, heads, num = queries.shape[:3]
+    rows = np.arange(num, dtype=np.int64)
+    maps = np.empty((layers, heads, num, num), np.float16)
+    for layer, layer_spec in enumerate(spec.layers):
+        task.check_cancelled()
+        for head in range(heads):
+            maps[layer, head] = rebuild_rows(queries[layer, head], keys[layer, layer_spec.kv_map[head]],
+                                             layer_spec, head, rows)
+    forward.queries = forward.keys = forward.spec = None
+    forward.attentions = maps
+    return forward
+
+
 def _full_forward(loaded: LoadedModel, ids: list[int], top_k: int, task: TaskState) -> _Forward:
     """Eager forward; every layer's weights are copied into float16[L, H, T, T] as it runs."""
     import torch
 
     info = loaded.info
     num = len(ids)
-    input_ids = torch.tensor([ids], dtype=torch.long)
+    input_ids = torch.tensor([ids], dtype=torch.long, device=loaded.model.device)
     with torch.inference_mode():
         capture = AttentionCapture.attach(loaded.model, info.layers, info.heads, num,
                                           task.is_cancel_requested)
@@ -217,7 +251,7 @@ def _fast_forward(loaded: LoadedModel, ids: list[int], top_k: int, task: TaskSta
     head_dim = info.head_dim or info.hidden_size // info.heads
     recorder = QueryKeyRecorder(info.layers, info.heads, info.kv_heads, head_dim, num,
                                 record=record, is_cancel_requested=task.is_cancel_requested)
-    input_ids = torch.tensor([ids], dtype=torch.long)
+    input_ids = torch.tensor([ids], dtype=torch.long, device=model.device)
     hidden: dict[str, Any] = {}
     with torch.inference_mode():
         handle = _final_hidden_hook(model, hidden) if info.causal else None
@@ -298,7 +332,7 @@ def _attentions_to_float16(attentions: Any, name: str) -> np.ndarray:
     first = attentions[0]
     out = np.empty((len(attentions), *first.shape[1:]), dtype=np.float16)
     for layer, tensor in enumerate(attentions):
-        out[layer] = tensor[0].to(torch.float16).numpy()
+        out[layer] = tensor[0].to(torch.float16).cpu().numpy()
     return out
 
 
@@ -328,17 +362,17 @@ def next_token_arrays(logits: Any, ids: list[int], k: int, chunk: int = 256,
         if is_cancel_requested is not None and is_cancel_requested():
             raise Cancelled("cancelled while computing next-token probabilities")
         end = min(start + chunk, num)
-        block = rows(start, end).float()
+        block = rows(start, end).float()  # float32 whatever the weights' dtype
         log_norm = torch.logsumexp(block, dim=-1, keepdim=True)
         values, indices = torch.topk(block, k, dim=-1)
-        top_ids[start:end] = indices.numpy()
-        top_logits[start:end] = values.numpy()
-        top_probs[start:end] = torch.exp(values - log_norm).numpy()
+        top_ids[start:end] = indices.cpu().numpy()
+        top_logits[start:end] = values.cpu().numpy()
+        top_probs[start:end] = torch.exp(values - log_norm).cpu().numpy()
         real = min(end, num - 1) - start  # rows that have a following token
         if real > 0:
-            chosen = block[:real].gather(1, following[start : start + real, None])
-            probs[start : start + real] = (chosen - log_norm[:real])[:, 0].exp().numpy()
-            ranks[start : start + real] = ((block[:real] > chosen).sum(dim=-1) + 1).numpy()
+            chosen = block[:real].gather(1, following[start : start + real, None].to(block.device))
+            probs[start : start + real] = (chosen - log_norm[:real])[:, 0].exp().cpu().numpy()
+            ranks[start : start + real] = ((block[:real] > chosen).sum(dim=-1) + 1).cpu().numpy()
         if end == num:
-            last_probs = torch.exp(block[-1] - log_norm[-1]).numpy().astype(np.float32)
+            last_probs = torch.exp(block[-1] - log_norm[-1]).cpu().numpy().astype(np.float32)
     return (top_ids, top_probs, top_logits), last_probs, probs, ranks

@@ -159,7 +159,7 @@ def next_token_probs(loaded: LoadedModel, prompt: str, prefix: PrefixCache | Non
     with torch.inference_mode():
         outputs = forward_tokens(loaded, ids[start:], past)
         logits = outputs.logits[0, -1].float()
-        return torch.log_softmax(logits, dim=-1).exp().numpy().astype(np.float32)
+        return torch.log_softmax(logits, dim=-1).exp().cpu().numpy().astype(np.float32)
 
 
 def forward_tokens(loaded: LoadedModel, ids: list[int], past: Any = None, keep_cache: bool = False) -> Any:
@@ -168,7 +168,7 @@ def forward_tokens(loaded: LoadedModel, ids: list[int], past: Any = None, keep_c
     for the cache back (``kv_cache.returned_cache``)."""
     import torch
 
-    input_ids = torch.tensor([ids], dtype=torch.long)
+    input_ids = torch.tensor([ids], dtype=torch.long, device=loaded.model.device)
     kwargs: dict[str, Any] = {"use_cache": keep_cache or past is not None}
     if past is not None:
         kwargs[cache_argument(loaded.model)] = past

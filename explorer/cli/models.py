@@ -30,7 +30,10 @@ def run(args: argparse.Namespace) -> int:
             continue
         print(f"  {row['alias']:<10} {row.get('architecture', '?'):<18} {row.get('layers', '?'):>6} "
               f"{row.get('heads', '?'):>5} {row.get('kv_heads', '?'):>3} "
-              f"{row.get('context_length', '?'):>7}  {row.get('positional', '?')}")
+              f"{row.get('context_length', '?'):>7}  {row.get('positional', '?')}"
+              + (f", sliding window {row['sliding_window']}" if row.get("sliding_window") else ""))
+        if row.get("licence"):
+            print(f"  {'':<10} weights under the {row['licence']}")
     print("\nLocal Hugging Face cache:")
     if not cached:
         print("  (none)")

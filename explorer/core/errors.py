@@ -48,3 +48,15 @@ class Cancelled(Exception):
 class AttentionDataError(ExplorerError):
     """A result's attention arrays are missing or do not fit together (e.g. a lazy result
     file without ``queries``/``keys``, or shapes that disagree with ``attention_spec``)."""
+
+
+class DeviceError(ExplorerError):
+    """The requested device (cuda, mps) or dtype is not available here."""
+
+
+class DeviceMemoryError(ExplorerError):
+    """The device ran out of memory; the previously loaded model is still usable."""
+
+
+class DownloadError(ExplorerError):
+    """A hub download failed (interrupted twice, refused, or the id does not exist)."""

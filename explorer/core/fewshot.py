@@ -18,6 +18,7 @@ that part (a demonstration is "its text plus the blank line that ends it").
 from __future__ import annotations
 
 import csv
+import importlib.resources
 import io
 import itertools
 import json
@@ -729,8 +730,12 @@ def _write(path: Path, header: Sequence[str], rows: list[list[str]]) -> None:
 
 
 def resources_dir() -> Path:
-    """The repository's ``resources/`` folder (next to the ``explorer`` package)."""
-    return Path(__file__).resolve().parents[2] / "resources"
+    """The shipped ``resources/`` folder, read as package data ``explorer/resources``.
+
+    In a checkout ``explorer/resources`` is a symlink to the top-level ``resources/``; the
+    wheel build copies the files behind it, so an installed copy finds them at the same
+    place."""
+    return Path(str(importlib.resources.files("explorer").joinpath("resources")))
 
 
 def shipped(name: str) -> Path:
@@ -738,7 +743,7 @@ def shipped(name: str) -> Path:
     path = resources_dir() / "sentiment" / name
     if not path.is_file():
         raise ExplorerError(
-            f"The shipped file '{path}' is missing (an installation without resources/?). "
+            f"The shipped file '{path}' is missing (an installation without the package data explorer/resources/?). "
             "Pass your own files with --examples, --demos and --template."
         )
     return path

@@ -18,8 +18,44 @@ POSITIONAL_KINDS: tuple[str, ...] = ("rotary", "learned", "sinusoidal", "alibi",
 
 
 @dataclass(frozen=True)
+class RopeGroup:
+    """Layers that rotate their queries and keys with the same frequencies.
+
+    name:     the layer type that selects them ("sliding_attention", "full_attention"), or
+              "all" when every layer shares one rotary embedding
+    base:     the RoPE base (theta), read back from the model's own inverse frequencies
+    layers:   int[...] the layer indices that use it
+    inv_freq: float[pairs] the model's inverse frequencies (angle = position * inv_freq)
+    """
+
+    name: str
+    base: float
+    layers: tuple[int, ...]
+    inv_freq: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "layers", tuple(int(i) for i in self.layers))
+        object.__setattr__(self, "inv_freq", tuple(float(f) for f in self.inv_freq))
+
+    @property
+    def label(self) -> str:
+        """"local (sliding window)" / "global (full attention)" / the name."""
+        return {"sliding_attention": "local (sliding window)",
+                "full_attention": "global (full attention)"}.get(self.name, self.name)
+
+
+@dataclass(frozen=True)
 class ModelInfo:
-    """What the panels and exports say about a loaded model."""
+    """What the panels and exports say about a loaded model.
+
+    layer_windows: per layer, its sliding attention window in tokens, or None for full
+                   attention (empty when unknown)
+    rope_groups:   the rotary embeddings and which layers use each (empty without RoPE);
+                   two groups when local and global layers rotate with different bases
+    device:        where the weights live ("cpu", "cuda", "cuda:1", "mps")
+    encoder_decoder: a sequence-to-sequence model (T5, BART): encoder, decoder and
+                   cross-attention stacks; ``layers``/``heads`` describe the encoder
+    """
 
     name: str
     architecture: str
@@ -39,6 +75,16 @@ class ModelInfo:
     source: str = ""
     fingerprint: str | None = None  # sha256 of the model file (or folder listing) it came from
     chat_template: bool = False  # the tokenizer has a chat template (instruct models)
+    layer_windows: tuple[int | None, ...] = ()
+    rope_groups: tuple[RopeGroup, ...] = ()
+    device: str = "cpu"
+    encoder_decoder: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "layer_windows", tuple(
+            None if w is None else int(w) for w in self.layer_windows))
+        object.__setattr__(self, "rope_groups", tuple(
+            g if isinstance(g, RopeGroup) else RopeGroup(**g) for g in self.rope_groups))
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)

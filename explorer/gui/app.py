@@ -120,6 +120,9 @@ def run_gui(args: argparse.Namespace, prompt: str | None) -> int:
             return 2
         window.sessions.apply(session)
     else:
+        menu = window.features.get("explorer.gui.model_menu")
+        if menu is not None and (args.device or args.dtype):
+            menu.set_options(device=args.device, dtype=args.dtype, reload=False)
         window.load_model(args.model, trust_remote_code=args.trust_remote_code, allow_pickle=args.allow_pickle)
         window.controller.run_prompt(window.prompt_panel.text())
     code = app.exec()

@@ -38,13 +38,12 @@ from explorer.gui.run_view import RunView
 from explorer.gui.sessions import SessionManager
 from explorer.gui.widgets import ElidedLabel
 
-EMBEDDED = (("smollm2", "SmolLM2-135M-Instruct (decoder, RoPE)"),
-            ("minilm", "all-MiniLM-L6-v2 (encoder, learned positions)"))
 DEFAULT_PROMPT = ("Classify this review:\nI loved this movie!\nSentiment: Positive\n\n"
                   "Classify this review:\nI don't like this chair.\nSentiment:")
 LAYOUT_VERSION = 2
-FEATURES = ("explorer.gui.playground", "explorer.gui.compare", "explorer.gui.ablation",
-            "explorer.gui.attribution", "explorer.gui.lens", "explorer.gui.atlas")
+FEATURES = ("explorer.gui.model_menu", "explorer.gui.playground", "explorer.gui.compare",
+            "explorer.gui.ablation", "explorer.gui.attribution", "explorer.gui.lens",
+            "explorer.gui.atlas", "explorer.gui.seq2seq_stacks")
 """Modules with ``install(window) -> object``: each adds its docks, windows and menu entries."""
 DEFAULT_SIZE = QSize(1500, 1000)
 MAX_PANEL_MIN_WIDTH = 360
@@ -89,6 +88,7 @@ class MainWindow(QMainWindow):
         self.setCorner(Qt.TopRightCorner, Qt.RightDockWidgetArea)
         self._build_status_bar()
         self.extras_providers: list = []  # objects with session_extras() / apply_session_extras()
+        self.model_options: dict = {}  # added to every load (device, dtype: explorer.gui.model_menu)
         self._build_menus()
         self.sessions = SessionManager(self, self.settings)
         self.tools_menu = self.menuBar().addMenu("&Tools")
@@ -170,14 +170,11 @@ class MainWindow(QMainWindow):
         self.recent_menu.aboutToShow.connect(self._fill_recent)
         file_menu.addMenu(self.recent_menu)
         file_menu.addSeparator()
-        model_menu = self.menuBar().addMenu("&Model")
-        for alias, title in EMBEDDED:
-            model_menu.addAction(self._action(title, lambda _=False, a=alias: self.load_model(a)))
-        model_menu.addSeparator()
-        for action in (self._action("Open model &folder…", self._open_folder, "Ctrl+M"),
-                       self._action("Open &GGUF file…", self._open_gguf, "Ctrl+G"),
-                       self._action("Load cached &hub id…", self._open_hub_id)):
-            model_menu.addAction(action)
+        self.model_menu = self.menuBar().addMenu("&Model")  # filled by explorer.gui.model_menu
+        self.open_model_actions = [self._action("Open model &folder…", self._open_folder, "Ctrl+M"),
+                                   self._action("Open &GGUF file…", self._open_gguf, "Ctrl+G"),
+                                   self._action("Open &hub id…", self._open_hub_id)]
+        for action in self.open_model_actions:
             file_menu.addAction(action)
         file_menu.addSeparator()
         export_menu = file_menu.addMenu("&Export")
@@ -260,8 +257,8 @@ class MainWindow(QMainWindow):
         c.status.connect(lambda text: self.statusBar().showMessage(text, 6000))
 
     # -- actions ----------------------------------------------------------------------------
-    def load_model(self, spec: str, **options: bool) -> None:
-        self.controller.load_model(spec, **options)
+    def load_model(self, spec: str, **options) -> None:
+        self.controller.load_model(spec, **{**self.model_options, **options})
 
     def show_getting_started(self) -> None:
         help_dialog.show_getting_started(self)
@@ -302,7 +299,8 @@ class MainWindow(QMainWindow):
             self.load_model(path)
 
     def _open_hub_id(self) -> None:
-        text, ok = QInputDialog.getText(self, "Hub id", "Hugging Face hub id already in the local cache:")
+        text, ok = QInputDialog.getText(self, "Hub id", "Hugging Face hub id (owner/name; downloaded "
+                                        "when not cached and online):")
         if ok and text.strip():
             self.load_model(text.strip())
 
@@ -441,7 +439,7 @@ class MainWindow(QMainWindow):
         self.prompt_panel.show_model(info)
         gqa = f", {info.kv_heads} kv heads" if info.kv_heads != info.heads else ""
         self.model_label.setText(f"{info.name}: {info.layers} layers × {info.heads} heads{gqa}, "
-                                 f"{info.positional_kind} positions")
+                                 f"{info.positional_kind} positions · {info.device} {info.dtype}")
         self.settings.setValue("model/last", self.controller.model_spec or info.name)
 
     def _show_load_state(self, loading: bool, fraction: float, stage: str) -> None:

@@ -32,7 +32,12 @@ def test_models_lists_embedded_and_cached(tmp_path, monkeypatch, capsys):
     assert main(["models", "--json"]) == 0
     listing = json.loads(capsys.readouterr().out)
     aliases = {row["alias"]: row for row in listing["embedded"]}
-    assert set(aliases) == {"smollm2", "minilm"}
+    assert set(aliases) == {"smollm2", "minilm", "gemma3"}
+    if aliases["gemma3"]["installed"]:
+        row = aliases["gemma3"]
+        assert (row["layers"], row["heads"], row["kv_heads"], row["context_length"]) == (18, 4, 1, 32768)
+        assert row["positional"] == "rotary" and row["sliding_window"] == 512
+        assert "Gemma" in row["licence"]
     if aliases["smollm2"]["installed"]:
         row = aliases["smollm2"]
         assert (row["layers"], row["heads"], row["kv_heads"], row["context_length"]) == (30, 9, 3, 8192)

@@ -124,8 +124,34 @@ def tiny_bert():
     return _seeded(lambda: BertModel(config))
 
 
+def tiny_t5():
+    """T5 encoder-decoder: relative position bias, 2 encoder + 3 decoder layers x 4 heads."""
+    from transformers import T5Config, T5ForConditionalGeneration
+
+    vocab = len(byte_level_tokenizer())
+    config = T5Config(vocab_size=vocab, d_model=32, d_kv=8, d_ff=64, num_layers=2,
+                      num_decoder_layers=3, num_heads=4, relative_attention_num_buckets=8,
+                      decoder_start_token_id=0, pad_token_id=0, eos_token_id=0,
+                      attn_implementation="eager", architectures=["T5ForConditionalGeneration"])
+    return _seeded(lambda: T5ForConditionalGeneration(config))
+
+
+def tiny_bart():
+    """BART encoder-decoder: learned positions, 2 encoder + 2 decoder layers x 4 heads."""
+    from transformers import BartConfig, BartForConditionalGeneration
+
+    vocab = len(byte_level_tokenizer())
+    config = BartConfig(vocab_size=vocab, d_model=32, encoder_layers=2, decoder_layers=2,
+                        encoder_attention_heads=4, decoder_attention_heads=4,
+                        encoder_ffn_dim=64, decoder_ffn_dim=64, max_position_embeddings=128,
+                        bos_token_id=0, eos_token_id=0, pad_token_id=0, decoder_start_token_id=0,
+                        forced_eos_token_id=None, attn_implementation="eager",
+                        architectures=["BartForConditionalGeneration"])
+    return _seeded(lambda: BartForConditionalGeneration(config))
+
+
 def loaded(kind: str):
-    """A LoadedModel for "gpt2", "llama", "llama-long", "gemma3", "bloom" or "bert"."""
+    """A LoadedModel for "gpt2", "llama", "llama-long", "gemma3", "bloom", "bert", "t5" or "bart"."""
     from explorer.backend.loader import LoadedModel
 
     if kind == "gpt2":
@@ -140,4 +166,8 @@ def loaded(kind: str):
         return LoadedModel.from_objects(tiny_bloom(), byte_level_tokenizer(), "tiny-bloom")
     if kind == "bert":
         return LoadedModel.from_objects(tiny_bert(), wordpiece_tokenizer(), "tiny-bert")
+    if kind == "t5":
+        return LoadedModel.from_objects(tiny_t5(), byte_level_tokenizer(), "tiny-t5")
+    if kind == "bart":
+        return LoadedModel.from_objects(tiny_bart(), byte_level_tokenizer(), "tiny-bart")
     raise ValueError(kind)

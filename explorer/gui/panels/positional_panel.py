@@ -9,7 +9,7 @@ from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QVBoxLa
 
 from explorer.core import positional as pos
 from explorer.core.selection import Selection
-from explorer.core.types import RunResult
+from explorer.core.types import RopeGroup, RunResult
 
 VIEWS = {
     "rotary": ["cos(angle)", "sin(angle)", "angle mod 2π"],
@@ -26,17 +26,47 @@ TEXTBOOK = ("<b>Textbook sinusoid</b> (Vaswani et al. 2017): PE(pos, 2i) = sin(p
             "PE(pos, 2i+1) = cos(pos / 10000<sup>2i/d</sup>), d = {d}. Not what this model uses.")
 
 
-def scheme_text(result: RunResult) -> str:
+def _layer_list(layers: tuple[int, ...]) -> str:
+    return ", ".join(str(i) for i in layers) if len(layers) <= 6 else \
+        f"{', '.join(str(i) for i in layers[:5])}, … ({len(layers)} layers)"
+
+
+def base_text(base: float | None) -> str:
+    """10,000 / 1,000,000 / 500,000.5 ('?' when unknown)."""
+    if base is None:
+        return "?"
+    return f"{int(base):,}" if float(base).is_integer() else f"{base:,g}"
+
+
+def rope_groups_text(groups: tuple[RopeGroup, ...], shown: RopeGroup | None) -> str:
+    """One line per rotary group: its base and layers; the shown one in bold."""
+    lines = []
+    for group in groups:
+        line = f"{group.label}: base {base_text(group.base)}, layers {_layer_list(group.layers)}"
+        lines.append(f"<b>{line}</b>" if group == shown else line)
+    return "<br>Two bases (the larger rotates slower):<br>" + "<br>".join(lines)
+
+
+def scheme_text(result: RunResult, group: RopeGroup | None = None) -> str:
     info = result.model_info
     if info.positional_kind == "rotary":
-        return (f"<b>Rotary (RoPE)</b>: each query/key pair of dimensions (2i, 2i+1) is rotated by "
+        base = group.base if group is not None else info.rope_base
+        text = (f"<b>Rotary (RoPE)</b>: each query/key pair of dimensions (2i, 2i+1) is rotated by "
                 f"angle = pos · θ<sub>i</sub>, θ<sub>i</sub> = base<sup>−2i/d</sup>; base = "
-                f"{info.rope_base:g}, d = {info.rope_dims} rotary dims per head "
+                f"{base_text(base) if len(info.rope_groups) > 1 else f'{base:g}' if base else '?'}, "
+                f"d = {info.rope_dims} rotary dims per head "
                 f"({(info.rope_dims or 0) // 2} frequency pairs). Attention then depends on "
                 "relative position. Columns: frequency pair i (fast → slow).")
+        if len(info.rope_groups) > 1:
+            text += rope_groups_text(info.rope_groups, group)
+        return text
     if info.positional_kind == "learned":
         return (f"<b>Learned absolute</b> position embeddings: row p of a trained table is added to "
                 f"token p's embedding ({info.hidden_size} dims, {info.context_length} positions).")
+    if info.positional_kind == "none" and info.architecture.lower().startswith(("t5", "mt5", "umt5", "longt5")):
+        return ("<b>Relative position bias</b> (T5): no position vectors; each head adds a learned "
+                "bias, looked up by the bucketed distance between query and key, to its "
+                "attention scores.")
     if info.positional_kind == "alibi":
         return "<b>ALiBi</b>: no position vectors; each head adds −slope · distance to its attention scores."
     return "<b>No positional encoding</b> found in this model."
@@ -53,6 +83,10 @@ class PositionalPanel(QWidget):
         self.view_box.setToolTip("What to draw from the model's positional scheme")
         self.view_box.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
         self.view_box.setMinimumContentsLength(10)  # long view names elide, never widen the dock
+        self.rope_box = QComboBox()
+        self.rope_box.setToolTip("Which layers' rotary embedding to draw (local and global "
+                                 "layers rotate with different bases)")
+        self.rope_box.hide()
         self.textbook_box = QCheckBox("Textbook sinusoid")
         self.textbook_box.setToolTip("Compare with the sinusoid of 'Attention Is All You Need'")
         self.formula = QLabel("")
@@ -88,6 +122,7 @@ class PositionalPanel(QWidget):
         side = QVBoxLayout()
         side.addLayout(top)
         side.addWidget(self.textbook_box)  # under the menu: the side column stays narrow
+        side.addWidget(self.rope_box)
         side.addWidget(self.formula, 1)
         side_widget = QWidget()
         side_widget.setLayout(side)
@@ -98,6 +133,7 @@ class PositionalPanel(QWidget):
         layout.addWidget(self.plots, 1)
         layout.addWidget(self.placeholder, 1)
         self.view_box.currentIndexChanged.connect(lambda _: self._redraw())
+        self.rope_box.currentIndexChanged.connect(lambda _: self._redraw())
         self.textbook_box.toggled.connect(lambda on: self.options_changed.emit({"textbook_positions": on}))
         self.table = np.zeros((0, 0), np.float32)
 
@@ -109,7 +145,25 @@ class PositionalPanel(QWidget):
             self.view_box.clear()
             self.view_box.addItems(VIEWS.get(result.positional_kind, []))
             self.view_box.blockSignals(False)
+        self._fill_rope_box(result.model_info.rope_groups)
         self._redraw()
+
+    def _fill_rope_box(self, groups: tuple[RopeGroup, ...]) -> None:
+        """One entry per rotary group when the model has more than one (Gemma 3)."""
+        entries = [f"{g.label} layers: base {base_text(g.base)}" for g in groups] if len(groups) > 1 else []
+        current = [self.rope_box.itemText(i) for i in range(self.rope_box.count())]
+        if entries != current:
+            self.rope_box.blockSignals(True)
+            self.rope_box.clear()
+            self.rope_box.addItems(entries)
+            self.rope_box.blockSignals(False)
+        self.rope_box.setVisible(bool(entries))
+
+    def rope_group(self) -> RopeGroup | None:
+        """The rotary group drawn (None: the model has one, drawn from result.positional)."""
+        groups = self.result.model_info.rope_groups if self.result is not None else ()
+        index = self.rope_box.currentIndex()
+        return groups[index] if len(groups) > 1 and 0 <= index < len(groups) else None
 
     def show_selection(self, selection: Selection) -> None:
         textbook_changed = selection.textbook_positions != self.selection.textbook_positions
@@ -134,13 +188,16 @@ class PositionalPanel(QWidget):
         kind, view = result.positional_kind, self.view_box.currentText()
         table = result.positional
         if kind == "rotary":
+            group = self.rope_group()
+            if group is not None:
+                table = pos.rope_angles(n, np.asarray(group.inv_freq))
             if view.startswith("sin"):
                 table = np.sin(table)
             elif view.startswith("angle"):
                 table = np.mod(table, 2 * np.pi)
             else:
                 table = np.cos(table)
-            return table.astype(np.float32), "frequency pair i", scheme_text(result)
+            return table.astype(np.float32), "frequency pair i", scheme_text(result, group)
         if kind == "learned" and view.startswith("position"):
             return pos.cosine_similarity_matrix(table), "position", scheme_text(result)
         column = {"learned": "dimension", "alibi": "head"}.get(kind, "column")
