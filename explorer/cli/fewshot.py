@@ -8,7 +8,7 @@
 Defaults use the shipped sentiment set in resources/sentiment/ and the course template.
 RESULT.csv: shots,n,accuracy,calibrated_accuracy,mean_label_prob,label_mode,order,
 accuracy_ci_low,accuracy_ci_high (one row per k, label mode and order, plus the row
-pooled over orders with order "all").
+pooled over orders with order "all", written when some k has more than one order).
 ITEMS.csv: shots,index,label,predicted,prompt,p_<label>...,label_mode,order.
 """
 
@@ -72,7 +72,7 @@ def register(sub: Any) -> None:
     parser.add_argument("--orders", default="1",
                         help="evaluate each k under N seeded demonstration orders (the first "
                         "is the seed's own order; at most k! exist) and add a pooled row "
-                        "with order 'all' (default: 1)")
+                        "with order 'all' when some k has several (default: 1)")
     parser.add_argument("--label-mode", default="gold",
                         help="demonstration labels: gold (as in the pool), flipped (every label "
                         "swapped) or random (drawn at random with the seed); several may be "

@@ -697,8 +697,19 @@ def _number(value: float) -> str:
     return "" if value != value else f"{value:.6g}"  # NaN -> empty cell
 
 
+def written_summary_rows(rows: Sequence[ShotSummary]) -> list[ShotSummary]:
+    """The rows the summary CSV holds: the pooled rows (``order == "all"``) only when some
+    k was evaluated under more than one order, so a single-order run keeps the one row
+    per k (and label mode) that scripts written for the first release read."""
+    if any(r.orders > 1 for r in rows):
+        return list(rows)
+    return [r for r in rows if r.order != POOLED]
+
+
 def write_summary_csv(path: Path, rows: Sequence[ShotSummary]) -> None:
-    """One row per k, label mode and order with SUMMARY_COLUMNS; NaN is an empty cell."""
+    """One row per k, label mode and order with SUMMARY_COLUMNS (pooled rows as
+    ``written_summary_rows`` keeps them); NaN is an empty cell."""
+    rows = written_summary_rows(rows)
     _write(path, SUMMARY_COLUMNS, [
         [str(r.shots), str(r.n), _number(r.accuracy), _number(r.calibrated_accuracy),
          _number(r.mean_label_prob), r.label_mode, r.order, _number(r.accuracy_ci_low),

@@ -149,9 +149,7 @@ class ModelMenu:
         note = fallback_note(self.device, info.device)
         if note:
             self.window.statusBar().showMessage(note, 15000)
-            self.window.model_label.setToolTip(note)
-        else:
-            self.window.model_label.setToolTip("")
+        self.window.model_label.set_note(note or "")
 
 
 def install(window) -> ModelMenu:

@@ -19,13 +19,19 @@ class ElidedLabel(QLabel):
         self.setTextFormat(Qt.PlainText)
         self.setSizePolicy(QSizePolicy.Preferred, QSizePolicy.Preferred)  # shrinks to 40 px
         self._full = ""
+        self._note = ""
         self.setText(text)
 
     def setText(self, text: str) -> None:  # noqa: N802 - Qt naming
         self._full = text
-        self.setToolTip(text)
+        self.setToolTip(self._note or text)
         super().setText(text)
         self.update()
+
+    def set_note(self, note: str) -> None:
+        """A tooltip that outlives later ``setText`` calls (empty: the full text again)."""
+        self._note = note
+        self.setToolTip(note or self._full)
 
     def full_text(self) -> str:
         return self._full

@@ -402,3 +402,21 @@ def test_summary_rows_carry_mode_order_and_interval() -> None:
     assert single.order == "1" and single.accuracy == pytest.approx(right[1].mean())
     assert single.prior == (0.5, 0.5)
     assert single.accuracy_ci_low <= single.accuracy <= single.accuracy_ci_high
+
+
+def test_summary_csv_keeps_pooled_rows_only_when_some_k_has_several_orders(tmp_path) -> None:
+    truth = ["Positive", "Negative"]
+    one = np.array([[[0.6, 0.2], [0.1, 0.7]]])  # [order, item, label]
+    two = np.array([[[0.6, 0.2], [0.1, 0.7]], [[0.2, 0.6], [0.1, 0.7]]])
+    single = [fs.summarise_orders(0, LABELS, truth, one, order="0"),
+              fs.summarise_orders(0, LABELS, truth, one)]
+    path = tmp_path / "single.csv"
+    fs.write_summary_csv(path, single)
+    assert [line.split(",")[6] for line in path.read_text().splitlines()[1:]] == ["0"]
+    several = [*single, fs.summarise_orders(2, LABELS, truth, two[:1], order="0"),
+               fs.summarise_orders(2, LABELS, truth, two[1:], order="1"),
+               fs.summarise_orders(2, LABELS, truth, two)]
+    fs.write_summary_csv(path, several)
+    rows = [line.split(",") for line in path.read_text().splitlines()[1:]]
+    assert [(r[0], r[6]) for r in rows] == [("0", "0"), ("0", "all"), ("2", "0"), ("2", "1"), ("2", "all")]
+    assert float(rows[-1][2]) == 0.75  # pooled: 3 of the 4 (order, item) pairs right

@@ -58,4 +58,15 @@ def load_and_run(qtbot, win, spec: str, prompt: str):
                           check_params_cb=lambda v: v.result.prompt == prompt) as blocker:
         win.prompt_panel.set_text(prompt)
         win.prompt_panel.run_now()
+    drain_worker(qtbot, win)
     return blocker.args[0]
+
+
+def drain_worker(qtbot, win) -> None:
+    """Wait until the worker finished every job queued so far (the lens and atlas queue
+    theirs when a run is shown). Tests then call the model on this thread without racing
+    a job that switches its attention kernel."""
+    done: list[bool] = []
+    win.controller.submit(lambda model, task, emit: None, on_done=lambda _: done.append(True),
+                          on_error=lambda *_: done.append(False))
+    qtbot.waitUntil(lambda: bool(done), timeout=WAIT_MS)

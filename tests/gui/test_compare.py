@@ -271,7 +271,7 @@ def test_partial_results_are_drawn_and_kept_on_cancel(qtbot, window, compare, tm
     assert panel.table.rowCount() == 1 and panel.table.item(0, 0).text() == "0"
     panel.export_csv(tmp_path / "partial.csv")
     rows = read_rows(tmp_path / "partial.csv")
-    assert [(r["shots"], r["order"]) for r in rows] == [("0", "0"), ("0", "all")]
+    assert [(r["shots"], r["order"]) for r in rows] == [("0", "0")]  # one order: no pooled row
     # the kept row is the zero-shot accuracy of the four items, recomputed from the items
     items = panel.evaluation.items
     assert len(items) == 4

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from explorer.core.selection import Selection
 from explorer.gui.run_view import RunView
 from tests.backend.test_prompt_properties import PROMPTS
-from tests.gui.conftest import load_and_run
+from tests.gui.conftest import drain_worker, load_and_run
 
 
 @settings(max_examples=60, deadline=None,
@@ -23,6 +23,7 @@ def test_every_panel_draws_any_prompt(qtbot, window, prompt, token, hide_first, 
     from explorer.backend.engine import analyze
     from explorer.core.errors import PromptError
 
+    drain_worker(qtbot, window)  # jobs the previous example's panels queued
     try:
         result = analyze(window.controller.worker.model, prompt)
     except PromptError:
