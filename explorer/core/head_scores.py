@@ -35,7 +35,7 @@ SCORE_NAMES: tuple[str, ...] = ("first_token", "previous_token", "self", "duplic
                                 "induction", "entropy_bits")
 CSV_COLUMNS: tuple[str, ...] = ("layer", "head", "kv_head", *SCORE_NAMES)
 """Columns of ``attention-explorer heads --out heads.csv``, in this order (a contract)."""
-ROW_BLOCK_VALUES = 4_000_000
+ROW_BLOCK_VALUES = 1_000_000
 """Rows per chunk are chosen so a layer's [head, rows, keys] block holds about this many values."""
 
 

@@ -118,16 +118,21 @@ def detail_map(result: object, key: MapKey, size: int = DIRECT_LIMIT) -> DetailM
 
 
 def _pool(band: np.ndarray, block: int, how: str) -> np.ndarray:
+    """float32[R, C] pooled over square blocks (max, or mean over the cells that exist).
+    Two one-axis reductions: a reduction over axes (1, 3) at once is ~10x slower."""
     rows, cols = band.shape
     r, c = -(-rows // block), -(-cols // block)
-    padded = np.zeros((r * block, c * block), dtype=np.float32)
-    padded[:rows, :cols] = band
-    blocks = padded.reshape(r, block, c, block)
+    if (rows, cols) == (r * block, c * block):
+        padded = np.ascontiguousarray(band, dtype=np.float32)
+    else:
+        padded = np.zeros((r * block, c * block), dtype=np.float32)
+        padded[:rows, :cols] = band
     if how == "max":
-        return blocks.max(axis=(1, 3))
-    counts = np.zeros_like(padded)
-    counts[:rows, :cols] = 1.0
-    return blocks.sum(axis=(1, 3)) / counts.reshape(r, block, c, block).sum(axis=(1, 3))
+        return padded.reshape(r, block, c * block).max(axis=1).reshape(r, c, block).max(axis=2)
+    sums = padded.reshape(r, block, c * block).sum(axis=1).reshape(r, c, block).sum(axis=2)
+    row_cells = np.minimum(block, rows - np.arange(r) * block).astype(np.float32)
+    col_cells = np.minimum(block, cols - np.arange(c) * block).astype(np.float32)
+    return sums / np.outer(row_cells, col_cells)
 
 
 def selected_curves(result: object, view: DetailMap, token: int) -> tuple[np.ndarray, np.ndarray]:

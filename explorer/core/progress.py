@@ -23,6 +23,25 @@ def _never_cancelled() -> bool:
     return False
 
 
+def throttled(report: ProgressCallback, interval: float = 0.1,
+              clock: Callable[[], float] | None = None) -> ProgressCallback:
+    """``report`` passed on at most once per ``interval`` seconds, plus the first call and
+    every call that reaches 1.0 (so a bar still ends full). Long work that reports every
+    chunk then does not flood the GUI thread with repaints."""
+    import time
+
+    now = clock or time.monotonic
+    last = [-float("inf")]
+
+    def forward(fraction: float, message: str) -> None:
+        moment = now()
+        if fraction >= 1.0 or moment - last[0] >= interval:
+            last[0] = moment
+            report(fraction, message)
+
+    return forward
+
+
 @dataclass
 class TaskState:
     """Progress sink plus a cancel flag, checked by the work at safe points."""

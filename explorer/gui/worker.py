@@ -16,7 +16,7 @@ from typing import Any
 from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
 from explorer.core.errors import Cancelled, ExplorerError, UnsafeModelError
-from explorer.core.progress import TaskState
+from explorer.core.progress import TaskState, throttled
 from explorer.gui.run_view import RunView
 
 LoadFunction = Callable[..., Any]
@@ -105,7 +105,7 @@ class EngineWorker(QObject):
             return  # a newer load was requested before this one started
         self._cancel_load.clear()
         task = TaskState(
-            report=lambda f, m: self.load_progress.emit(request_id, f, m),
+            report=throttled(lambda f, m: self.load_progress.emit(request_id, f, m)),
             is_cancel_requested=lambda: self._cancel_load.is_set() or self._is_stale_load(request_id),
         )
         try:
@@ -162,7 +162,7 @@ class EngineWorker(QObject):
         if self._model is None:
             self.job_failed.emit(job_id, "No model is loaded yet.", False)
             return
-        task = TaskState(report=lambda f, m: self.job_progress.emit(job_id, f, m),
+        task = TaskState(report=throttled(lambda f, m: self.job_progress.emit(job_id, f, m)),
                          is_cancel_requested=lambda: self._job_cancelled(job_id))
         try:
             task.check_cancelled()
