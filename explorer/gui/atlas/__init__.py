@@ -5,11 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import Qt
-from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QDockWidget
-
 from explorer.gui.atlas.panel import AtlasPanel
+from explorer.gui.tool_dock import add_tool_dock
 
 DOCK_TITLE = "Head atlas"
 SHORTCUT = "Ctrl+Shift+H"
@@ -18,24 +15,6 @@ SHORTCUT = "Ctrl+Shift+H"
 def install(window: Any) -> AtlasPanel:
     """Add the Head atlas dock, tabbed with the positional panel at the bottom."""
     panel = AtlasPanel(window)
-    dock = QDockWidget(DOCK_TITLE, window)
-    dock.setObjectName("dock-head-atlas")
-    dock.setWidget(panel)
-    window.addDockWidget(Qt.BottomDockWidgetArea, dock)
-    beside = window.docks.get("Positional encoding")
-    if beside is not None:
-        window.tabifyDockWidget(beside, dock)
-        beside.raise_()
-    window.docks[DOCK_TITLE] = dock
-    panel.dock = dock
-    dock.visibilityChanged.connect(panel.on_visible)
-
-    def show() -> None:
-        dock.show()
-        dock.raise_()
-
-    action = QAction("Head &atlas", window)
-    action.setShortcut(QKeySequence(SHORTCUT))
-    action.triggered.connect(show)
-    window.tools_menu.addAction(action)
+    panel.dock = add_tool_dock(window, panel, DOCK_TITLE, "dock-head-atlas", "Head &atlas", SHORTCUT,
+                               panel.on_visible)
     return panel
