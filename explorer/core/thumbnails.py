@@ -31,26 +31,31 @@ def pool_max(matrix: np.ndarray, size: int) -> np.ndarray:
     return reduced.reshape(r, c, block).max(axis=2)
 
 
-def layer_tiles(result: object, layer: int, cell: int, hide_first: bool = False) -> np.ndarray:
-    """Every head of one layer max-pooled to c = pooled_size(T, cell) pixels (the large
-    map's ``detail_map`` at thumbnail size) and scaled by its own maximum:
-    float32[head, c, c]. Reads attention through ``head_map``, a band of rows at a time."""
-    from explorer.core.attention import attention_shape
+def head_tile(result: object, layer: int, head: int, cell: int, hide_first: bool = False
+              ) -> np.ndarray:
+    """One head's map max-pooled to c = pooled_size(T, cell) pixels (the large map's
+    ``detail_map`` at thumbnail size) and scaled by its own maximum: float32[c, c]
+    (cross-attention: a rectangle padded with NaN to a square). Reads attention through
+    ``head_map``, a band of rows at a time."""
     from explorer.core.map_view import MapKey, detail_map
 
+    tile = detail_map(result, MapKey(layer, head, hide_first, "max"), cell).image
+    peak = float(tile.max())
+    tile = tile / peak if peak > 0 else tile
+    side = max(tile.shape)
+    if tile.shape != (side, side):
+        square = np.full((side, side), np.nan, np.float32)
+        square[: tile.shape[0], : tile.shape[1]] = tile
+        tile = square
+    return tile
+
+
+def layer_tiles(result: object, layer: int, cell: int, hide_first: bool = False) -> np.ndarray:
+    """Every head of one layer as ``head_tile``: float32[head, c, c]."""
+    from explorer.core.attention import attention_shape
+
     _, heads = attention_shape(result)
-    tiles = []
-    for head in range(heads):
-        tile = detail_map(result, MapKey(layer, head, hide_first, "max"), cell).image
-        peak = float(tile.max())
-        tile = tile / peak if peak > 0 else tile
-        side = max(tile.shape)
-        if tile.shape != (side, side):  # cross-attention: a rectangle in a square cell
-            square = np.full((side, side), np.nan, np.float32)
-            square[: tile.shape[0], : tile.shape[1]] = tile
-            tile = square
-        tiles.append(tile)
-    return np.stack(tiles)
+    return np.stack([head_tile(result, layer, head, cell, hide_first) for head in range(heads)])
 
 
 def empty_mosaic(layers: int, heads: int, c: int, gap: int = 1, group_gap: int = 0,

@@ -39,3 +39,9 @@ def add_tool_dock(window: Any, panel: QWidget, title: str, object_name: str, act
     action.triggered.connect(show)
     window.tools_menu.addAction(action)
     return dock
+
+
+def dock_showing(dock: QDockWidget | None) -> bool:
+    """Whether a dock's contents are on screen. A dock tabbed behind another still says
+    ``isVisible()``; its visible region is empty. No dock (a panel used on its own): True."""
+    return dock is None or (dock.isVisible() and not dock.visibleRegion().isEmpty())

@@ -13,6 +13,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
 from explorer.core.errors import Cancelled, ExplorerError, UnsafeModelError
@@ -58,7 +59,7 @@ class EngineWorker(QObject):
     map_ready = Signal(int, object)  # map request id, DetailMap
     window_ready = Signal(int, object)  # map request id, (MapKey, rows, cols, float32[R, C])
     map_failed = Signal(int, str)  # map request id, message
-    _next_thumbnail = Signal(int, object, bool, int)  # re-queued to self: one layer per event
+    _next_thumbnail = Signal(int, object, bool, int, int)  # re-queued to self: one head per event
 
     def __init__(self, load_fn: LoadFunction | None = None,
                  analyze_fn: Callable[..., Any] | None = None) -> None:
@@ -73,7 +74,8 @@ class EngineWorker(QObject):
         self._cancelled_jobs: set[int] = set()
         self._latest_map = 0
         self._stopped_thumbnails: set[tuple[int, bool]] = set()
-        self._next_thumbnail.connect(self.thumbnails, Qt.QueuedConnection)
+        self._layer_tiles: dict[tuple[int, bool, int], list[Any]] = {}  # heads drawn so far
+        self._next_thumbnail.connect(self._thumbnail_head, Qt.QueuedConnection)
 
     # -- called from the GUI thread (thread-safe, not queued) --------------------
     def request_cancel_load(self) -> None:
@@ -204,23 +206,41 @@ class EngineWorker(QObject):
 
     @Slot(int, object, bool, int)
     def thumbnails(self, run_id: int, result: Any, hide_first: bool, layer: int) -> None:
-        """Draw one layer's thumbnails, emit them, and queue the next layer behind whatever
-        else is waiting (a map request, a new run), so long runs fill in layer by layer
-        without holding the worker."""
+        """Fill the run's mosaic from ``layer`` on: one head per queued event, each layer's
+        tiles emitted when its last head is done, the next head queued behind whatever else
+        is waiting (a map request, a new run). A long run thus fills in layer by layer and
+        a map request waits for at most one head's map, not a layer's."""
+        self._thumbnail_head(run_id, result, hide_first, layer, 0)
+
+    @Slot(int, object, bool, int, int)
+    def _thumbnail_head(self, run_id: int, result: Any, hide_first: bool, layer: int,
+                        head: int) -> None:
         from explorer.core.attention import attention_shape
-        from explorer.core.thumbnails import layer_tiles
+        from explorer.core.thumbnails import head_tile
         from explorer.gui.run_view import THUMBNAIL_CELL
 
         if self._is_stale(run_id) or self.thumbnails_stopped(run_id, hide_first):
             return
+        key = (run_id, hide_first, layer)
+        if head == 0:
+            self._layer_tiles[key] = []
+        tiles = self._layer_tiles.get(key)
+        if tiles is None or len(tiles) != head:
+            return  # a newer pass over this layer took over
         try:
-            tiles = layer_tiles(result, layer, THUMBNAIL_CELL, hide_first)
+            tiles.append(head_tile(result, layer, head, THUMBNAIL_CELL, hide_first))
         except BaseException as exc:  # noqa: BLE001
+            self._layer_tiles.pop(key, None)
             self.run_failed.emit(run_id, describe_failure(exc))
             return
-        self.thumbnails_ready.emit(run_id, hide_first, layer, tiles)
-        if layer + 1 < attention_shape(result)[0]:
-            self._next_thumbnail.emit(run_id, result, hide_first, layer + 1)
+        layers, heads = attention_shape(result)
+        if head + 1 < heads:
+            self._next_thumbnail.emit(run_id, result, hide_first, layer, head + 1)
+            return
+        del self._layer_tiles[key]
+        self.thumbnails_ready.emit(run_id, hide_first, layer, np.stack(tiles))
+        if layer + 1 < layers:
+            self._next_thumbnail.emit(run_id, result, hide_first, layer + 1, 0)
 
     def supersede_maps(self, request_id: int) -> None:
         with self._lock:

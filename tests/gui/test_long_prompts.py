@@ -3,6 +3,7 @@ zoomed windows, row/column curves, jump to token, and a token strip of thousands
 
 import numpy as np
 import pytest
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QWidget
 
 from explorer.core.attention import head_map
@@ -100,11 +101,22 @@ def test_a_stopped_worker_computes_no_further_layer(qtbot, long_view):
     worker = EngineWorker()
     arrived = []
     worker.thumbnails_ready.connect(lambda run, hide, layer, tiles: arrived.append(layer))
-    worker.thumbnails(7, long_view.result, False, 0)  # draws layer 0, queues layer 1
-    assert arrived == [0]
+    heads = long_view.result.model_info.heads
+    computed = []
+    original = worker._thumbnail_head
+
+    def counting(run_id, result, hide_first, layer, head):
+        computed.append((layer, head))
+        original(run_id, result, hide_first, layer, head)
+
+    worker._next_thumbnail.disconnect()
+    worker._next_thumbnail.connect(counting, Qt.QueuedConnection)
+    worker.thumbnails(7, long_view.result, False, 0)  # head 0 of layer 0, the next head queued
+    qtbot.waitUntil(lambda: arrived == [0])  # one head per event; the layer lands whole
     worker.stop_thumbnails(7, False)
-    qtbot.wait(100)  # the queued layer 1 runs, sees the stop and returns
-    assert arrived == [0]
+    ran = len(computed)
+    qtbot.wait(100)  # the queued head runs, sees the stop and returns
+    assert arrived == [0] and len(computed) <= ran + 1 and ran >= heads - 1
     worker.resume_thumbnails(7, False)
     worker.thumbnails(7, long_view.result, False, 1)
     qtbot.waitUntil(lambda: arrived == [0, 1, 2])

@@ -26,6 +26,7 @@ from explorer.core.types import ModelInfo
 from explorer.gui.atlas import jobs
 from explorer.gui.atlas.table import HEADERS, SORT_ROLE, HeadScoresModel
 from explorer.gui.plotting import escape
+from explorer.gui.tool_dock import dock_showing
 
 NO_COLOUR = "thumbnails"
 
@@ -118,7 +119,7 @@ class AtlasPanel(QWidget):
                 and scores.model_name == result.model_info.name)
 
     def _visible(self) -> bool:
-        return self.dock is None or self.dock.isVisible()
+        return dock_showing(self.dock)
 
     def _can_score(self) -> bool:
         result = self.result

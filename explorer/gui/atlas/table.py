@@ -33,11 +33,16 @@ class HeadScoresModel(QAbstractTableModel):
         super().__init__()
         self.scores: HeadScores | None = None
         self._rows: list[dict[str, float | int]] = []
+        self._display: list[list[str]] = []
+        self._sort_keys: list[list[float]] = []
 
     def set_scores(self, scores: HeadScores | None) -> None:
         self.beginResetModel()
         self.scores = scores
         self._rows = scores.rows() if scores is not None else []
+        # what data() returns, computed once: the proxy asks thousands of times per sort
+        self._display = [[_display(name, row[name]) for name in CSV_COLUMNS] for row in self._rows]
+        self._sort_keys = [[_sort_key(row[name]) for name in CSV_COLUMNS] for row in self._rows]
         self.endResetModel()
 
     def head_at(self, row: int) -> tuple[int, int]:
@@ -59,14 +64,10 @@ class HeadScoresModel(QAbstractTableModel):
     def data(self, index: Index, role: int = Qt.DisplayRole) -> Any:
         if not index.isValid():
             return None
-        name = CSV_COLUMNS[index.column()]
-        value = self._rows[index.row()][name]
         if role == Qt.DisplayRole:
-            if name in SCORE_NAMES:
-                return "–" if math.isnan(value) else f"{value:.3f}"
-            return str(value)
+            return self._display[index.row()][index.column()]
         if role == SORT_ROLE:
-            return -math.inf if isinstance(value, float) and math.isnan(value) else float(value)
+            return self._sort_keys[index.row()][index.column()]
         if role == Qt.TextAlignmentRole:
             return int(Qt.AlignRight | Qt.AlignVCenter)
         return None
@@ -80,3 +81,14 @@ class HeadScoresModel(QAbstractTableModel):
         if role == Qt.ToolTipRole:
             return TOOLTIPS.get(name, name)
         return None
+
+
+def _display(name: str, value: float | int) -> str:
+    if name in SCORE_NAMES:
+        return "–" if math.isnan(value) else f"{value:.3f}"
+    return str(value)
+
+
+def _sort_key(value: float | int) -> float:
+    """NaN sorts below every score."""
+    return -math.inf if isinstance(value, float) and math.isnan(value) else float(value)

@@ -33,6 +33,7 @@ from explorer.core.tokens import display_piece
 from explorer.core.types import ModelInfo
 from explorer.gui.lens import jobs
 from explorer.gui.plotting import ClickableImage, escape, highlight_rect, short_label
+from explorer.gui.tool_dock import dock_showing
 
 COLORMAP = "viridis"
 AUTO_TOKENS = 128
@@ -182,7 +183,7 @@ class LensPanel(QWidget):
                 and np.array_equal(lens.token_ids, result.token_ids))
 
     def _visible(self) -> bool:
-        return self.dock is None or self.dock.isVisible()
+        return dock_showing(self.dock)
 
     def _refresh_state(self) -> None:
         running = self.job is not None or self.trace_job is not None
