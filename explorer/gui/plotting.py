@@ -60,23 +60,30 @@ def strided_ticks(labels: list[str], max_labels: int = 40, offset: float = 0.5) 
     return [(i + offset, labels[i]) for i in range(0, len(labels), stride)]
 
 
-def position_ticks(first: float, last: float, labels: list[str], max_labels: int = 40,
-                   readable: int = 60) -> list[tuple[float, str]]:
-    """Ticks for the visible token range [first, last]: every token's label once at most
-    ``readable`` tokens are visible, every n-th label up to ``max_labels`` * 5 tokens, and
-    plain positions beyond (labels would not be readable)."""
+def position_ticks(first: float, last: float, labels: list[str], max_labels: int = 40
+                   ) -> list[tuple[float, str]]:
+    """Ticks for the visible token range [first, last]: every token's label when at most
+    ``max_labels`` fit (the caller measures the axis in pixels), every n-th label up to
+    ``max_labels`` * 5 visible tokens, and plain positions beyond (labels would not be
+    readable)."""
     n = len(labels)
     lo, hi = max(0, int(math.floor(first))), min(n, int(math.ceil(last)) + 1)
     span = hi - lo
+    max_labels = max(1, max_labels)
     if span <= 0:
         return []
-    if span <= readable:
+    if span <= max_labels:
         return [(i + 0.5, labels[i]) for i in range(lo, hi)]
     if span <= max_labels * 5:
         stride = math.ceil(span / max_labels)
         return [(i + 0.5, labels[i]) for i in range(lo - lo % stride, hi, stride) if i >= lo]
-    step = nice_step(span / 10)
+    step = nice_step(span / max(2, min(10, max_labels)))
     return [(i + 0.5, str(i)) for i in range(lo - lo % step, hi, step) if i >= lo]
+
+
+def labels_that_fit(pixels: float, label_pixels: float, gap: float = 4.0) -> int:
+    """How many labels of ``label_pixels`` (plus a ``gap``) fit along ``pixels``."""
+    return max(1, int(pixels // max(1.0, label_pixels + gap)))
 
 
 def nice_step(raw: float) -> int:

@@ -44,6 +44,8 @@ def test_full_runs_are_scored_when_the_dock_opens_and_the_table_shows_them(qtbot
             shown = model.index(row, CSV_COLUMNS.index(name)).data()
             assert shown == f"{expected.score(name)[layer, head]:.3f}"
     assert "Scores on the prompt" in panel.status.text()
+    layers = [int(text) for text in column_texts(panel, "layer")]
+    assert layers == sorted(layers) and layers[0] == 0  # first shown: layer 0, ascending
 
 
 def test_sorting_is_numeric_and_a_row_click_selects_the_head(qtbot, window):

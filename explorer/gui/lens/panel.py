@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QBrush, QColor
+from PySide6.QtGui import QBrush, QColor, QFontMetrics
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -32,7 +32,13 @@ from explorer.core.selection import Selection
 from explorer.core.tokens import display_piece
 from explorer.core.types import ModelInfo
 from explorer.gui.lens import jobs
-from explorer.gui.plotting import ClickableImage, escape, highlight_rect, short_label
+from explorer.gui.plotting import (
+    ClickableImage,
+    escape,
+    highlight_rect,
+    labels_that_fit,
+    short_label,
+)
 from explorer.gui.tool_dock import dock_showing
 
 COLORMAP = "viridis"
@@ -155,6 +161,7 @@ class LensPanel(QWidget):
         self.splitter.addWidget(right)
         self.splitter.setStretchFactor(0, 2)
         self.splitter.setStretchFactor(1, 3)
+        self.splitter.setSizes([420, 580])  # the guesses table needs room for five columns
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addLayout(top)
@@ -170,6 +177,7 @@ class LensPanel(QWidget):
         self.image.pixel_clicked.connect(self._on_cell_clicked)
         self.table.cellClicked.connect(self._on_table_clicked)
         self.plot.sigXRangeChanged.connect(lambda *_: self._update_ticks())
+        self.plot.vb.sigResized.connect(lambda *_: self._update_ticks())  # layer labels that fit
         c.run_changed.connect(self.show_run)
         c.selection_changed.connect(self.show_selection)
         c.model_changed.connect(self._on_model_changed)
@@ -338,8 +346,6 @@ class LensPanel(QWidget):
     def _draw_all(self) -> None:
         lens = self.lens
         assert lens is not None
-        self.plot.getAxis("left").setTicks(
-            [[(layer + 0.5, str(layer)) for layer in range(lens.num_layers)]])
         self.plot.setLimits(xMin=0, xMax=lens.num_tokens, yMin=0, yMax=lens.num_layers,
                             minXRange=min(4, lens.num_tokens))
         self._draw_heatmap()
@@ -432,6 +438,10 @@ class LensPanel(QWidget):
         ticks = [(i + 0.5, short_label(display_piece(lens.tokens[i], style), 8))
                  for i in range(start - start % stride, end, stride) if i >= start]
         self.plot.getAxis("bottom").setTicks([ticks])
+        left = self.plot.getAxis("left")
+        line = QFontMetrics(left.style.get("tickFont") or self.font()).height()
+        every = max(1, math.ceil(lens.num_layers / labels_that_fit(self.plot.vb.boundingRect().height(), line, 1)))
+        left.setTicks([[(layer + 0.5, str(layer)) for layer in range(0, lens.num_layers, every)]])
 
     # -- clicks → intents --------------------------------------------------------------------------
     def _on_cell_clicked(self, x: float, y: float) -> None:

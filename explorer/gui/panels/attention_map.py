@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt, QTimer, Signal
-from PySide6.QtGui import QBrush, QColor, QPen
+from PySide6.QtGui import QBrush, QColor, QFontMetrics, QPen
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -48,6 +48,7 @@ from explorer.gui.plotting import (
     ClickableImage,
     escape,
     highlight_rect,
+    labels_that_fit,
     position_ticks,
     short_label,
 )
@@ -156,6 +157,7 @@ class AttentionMap(QWidget):
         self.status.setStyleSheet("color:#555")
 
         self.curves_widget = pg.GraphicsLayoutWidget()
+        self.curves_widget.setMinimumHeight(150)  # room for the title, the curves and their axis
         self.curves_plot = self.curves_widget.addPlot()
         self.curves_plot.setMenuEnabled(False)
         self.curves_plot.setLabel("bottom", "position")
@@ -195,6 +197,7 @@ class AttentionMap(QWidget):
         self._range_timer = QTimer(self, singleShot=True, interval=80)
         self._range_timer.timeout.connect(self._on_range_settled)
         self.map_plot.sigRangeChanged.connect(lambda *_: self._range_timer.start())
+        self.map_plot.vb.sigResized.connect(lambda *_: self._range_timer.start())  # labels that fit
 
     # -- the data source -----------------------------------------------------------------
     def set_sources(self, detail: Callable[[MapKey], DetailMap | None],
@@ -364,10 +367,11 @@ class AttentionMap(QWidget):
     def show_whole_map(self) -> None:
         if self.result is None:
             return
-        self.map_plot.setRange(xRange=(0, len(self._key_labels)), yRange=(0, self.result.num_tokens),
-                               padding=0.02)
+        # limits first: the previous run's (a shorter prompt's) would clamp the new range
         self.map_plot.setLimits(xMin=-0.05 * len(self._key_labels), xMax=1.05 * len(self._key_labels),
                                 yMin=-0.05 * self.result.num_tokens, yMax=1.05 * self.result.num_tokens)
+        self.map_plot.setRange(xRange=(0, len(self._key_labels)), yRange=(0, self.result.num_tokens),
+                               padding=0.02)
 
     def visible_range(self) -> tuple[tuple[float, float], tuple[float, float]]:
         """((x0, x1), (y0, y1)) in token units."""
@@ -378,8 +382,15 @@ class AttentionMap(QWidget):
         if self.result is None or self.detail is None:
             return
         (x0, x1), (y0, y1) = self.visible_range()
-        self.map_plot.getAxis("bottom").setTicks([position_ticks(x0, x1, self._key_labels, 18)])
-        self.map_plot.getAxis("left").setTicks([position_ticks(y0, y1, self._labels, 40)])
+        bottom, left = self.map_plot.getAxis("bottom"), self.map_plot.getAxis("left")
+        metrics = QFontMetrics(bottom.style.get("tickFont") or self.font())
+        box = self.map_plot.vb.boundingRect()
+        visible = self._key_labels[max(0, int(x0)):max(0, int(x1) + 1)][:400]
+        widest = max((metrics.horizontalAdvance(text) for text in visible), default=0)
+        columns = labels_that_fit(box.width(), widest, gap=6)
+        rows = labels_that_fit(box.height(), metrics.height(), gap=1)
+        bottom.setTicks([position_ticks(x0, x1, self._key_labels, columns)])
+        left.setTicks([position_ticks(y0, y1, self._labels, rows)])
         self._maybe_exact_window(x0, x1, y0, y1)
 
     def _maybe_exact_window(self, x0: float, x1: float, y0: float, y1: float) -> None:
