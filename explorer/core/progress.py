@@ -25,18 +25,19 @@ def _never_cancelled() -> bool:
 
 def throttled(report: ProgressCallback, interval: float = 0.1,
               clock: Callable[[], float] | None = None) -> ProgressCallback:
-    """``report`` passed on at most once per ``interval`` seconds, plus the first call and
-    every call that reaches 1.0 (so a bar still ends full). Long work that reports every
-    chunk then does not flood the GUI thread with repaints."""
+    """``report`` passed on when its message changes (a new stage, a new layer), when it
+    reaches 1.0 (so a bar still ends full), and otherwise at most once per ``interval``
+    seconds. Long work that reports every chunk of a stage then does not flood the GUI
+    thread with repaints."""
     import time
 
     now = clock or time.monotonic
-    last = [-float("inf")]
+    last: list = [-float("inf"), None]  # time and message of the last report passed on
 
     def forward(fraction: float, message: str) -> None:
         moment = now()
-        if fraction >= 1.0 or moment - last[0] >= interval:
-            last[0] = moment
+        if fraction >= 1.0 or message != last[1] or moment - last[0] >= interval:
+            last[0], last[1] = moment, message
             report(fraction, message)
 
     return forward

@@ -32,7 +32,16 @@ TAB_MARK = "⇥"
 
 
 def _visible_text(text: str) -> str:
-    return text.replace(" ", SPACE_MARK).replace("\n", NEWLINE_MARK).replace("\t", TAB_MARK)
+    """Spaces, newlines and tabs as marks; other control characters (which no label, CSV
+    cell or SVG can carry) as their hex bytes, e.g. "\x1e" -> "<1E>"."""
+    text = text.replace(" ", SPACE_MARK).replace("\n", NEWLINE_MARK).replace("\t", TAB_MARK)
+    if any(_is_control(ch) for ch in text):
+        text = "".join(f"<{ord(ch):02X}>" if _is_control(ch) else ch for ch in text)
+    return text
+
+
+def _is_control(ch: str) -> bool:
+    return ord(ch) < 0x20 or 0x7F <= ord(ch) < 0xA0
 
 
 def piece_text(piece: str, style: str = "byte_level") -> str:

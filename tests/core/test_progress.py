@@ -26,3 +26,9 @@ def test_throttled_passes_the_first_report_completion_and_one_per_interval():
     for fraction in (0.1, 0.2, 0.3, 0.4, 0.5, 1.0, 0.9):
         report(fraction, "")
     assert seen == [0.1, 0.4, 1.0, 0.9]  # 0.2/0.3 and 0.5 fall inside an interval
+    seen.clear()
+    moments = iter([0.0, 0.01, 0.02, 0.03])
+    report = throttled(lambda f, m: seen.append(m), interval=0.1, clock=lambda: next(moments))
+    for fraction, message in ((0.1, "layer 1"), (0.2, "layer 1"), (0.3, "layer 2"), (0.4, "layer 2")):
+        report(fraction, message)
+    assert seen == ["layer 1", "layer 2"]  # a new stage is always passed on

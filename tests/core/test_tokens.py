@@ -1,4 +1,4 @@
-from explorer.core.tokens import display_piece
+from explorer.core.tokens import _BYTE_DECODER, display_piece
 
 
 def test_byte_level_markers_become_visible():
@@ -34,3 +34,11 @@ def test_piece_text_is_the_plain_text_a_piece_stands_for():
     assert piece_text("<0x0A>", "sentencepiece") == "\n"
     assert piece_text("<|im_end|>") == "<|im_end|>"
     assert piece_text("##ing", "plain") == "##ing"
+
+
+def test_control_characters_show_as_hex_bytes_so_labels_csv_and_svg_can_carry_them():
+    encode = {value: char for char, value in _BYTE_DECODER.items()}
+    assert display_piece(encode[0x1E]) == "<1E>"  # record separator: invalid in XML
+    assert display_piece(encode[0x7F] + "a") == "<7F>a"
+    assert display_piece("x\x00y", "plain") == "x<00>y"
+    assert display_piece(encode[0x0A] + encode[0x09]) == "↵⇥"  # these keep their marks

@@ -109,8 +109,12 @@ class AttentionGrid(QWidget):
              str(h)) for h in range(info.heads)]])
         parts = []
         if info.group_size > 1:
-            parts.append(f"Grouped-query attention: every {info.group_size} query heads share one "
-                         f"key/value head ({info.kv_heads} groups, separated by wider gaps).")
+            if info.kv_heads == 1:
+                parts.append(f"Multi-query attention: all {info.heads} query heads share one "
+                             "key/value head.")
+            else:
+                parts.append(f"Grouped-query attention: every {info.group_size} query heads share "
+                             f"one key/value head ({info.kv_heads} groups, separated by wider gaps).")
         if mixed:
             window = next(w for w in windows if w is not None)
             parts.append(f"L = sliding-window (local) layer, window {window} tokens; "

@@ -157,7 +157,7 @@ class AttentionMap(QWidget):
         self.status.setStyleSheet("color:#555")
 
         self.curves_widget = pg.GraphicsLayoutWidget()
-        self.curves_widget.setMinimumHeight(150)  # room for the title, the curves and their axis
+        self.curves_widget.setMinimumHeight(100)  # room for the title, the curves and their axis
         self.curves_plot = self.curves_widget.addPlot()
         self.curves_plot.setMenuEnabled(False)
         self.curves_plot.setLabel("bottom", "position")
