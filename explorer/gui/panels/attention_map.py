@@ -157,17 +157,17 @@ class AttentionMap(QWidget):
         self.status.setStyleSheet("color:#555")
 
         self.curves_widget = pg.GraphicsLayoutWidget()
-        self.curves_widget.setMinimumHeight(100)  # room for the title, the curves and their axis
+        self.curves_widget.setMinimumHeight(110)  # room for the title, the curves and their axis
         self.curves_plot = self.curves_widget.addPlot()
         self.curves_plot.setMenuEnabled(False)
-        self.curves_plot.setLabel("bottom", "position")
         self.curves_plot.setMouseEnabled(x=True, y=False)
         for axis in ("bottom", "left"):
             self.curves_plot.getAxis(axis).enableAutoSIPrefix(False)
+        self.curves_plot.getAxis("left").setStyle(maxTickLevel=0)  # few labels: the plot is short
         self.curves_plot.setTitle(
-            f"<span style='color:{ROW_COLOR}'>row</span>: what the token attends to (over keys) · "
-            f"<span style='color:{COLUMN_COLOR}'>column</span>: who attends to it (over queries)",
-            size="9pt")
+            f"<span style='color:{ROW_COLOR}'>row</span>: what the token attends to, by key position · "
+            f"<span style='color:{COLUMN_COLOR}'>column</span>: who attends to it, by query position",
+            size="8pt")
         self.row_curve = self.curves_plot.plot([], [], pen=pg.mkPen(ROW_COLOR, width=1.5))
         self.column_curve = self.curves_plot.plot([], [], pen=pg.mkPen(COLUMN_COLOR, width=1.5))
         self.token_line = pg.InfiniteLine(angle=90, pen=pg.mkPen("#444", style=Qt.DashLine))
