@@ -182,8 +182,8 @@ def main() -> None:
     def s(cell: dict, key: str = "seconds") -> str:
         return cell.get("error", "") if "error" in cell else f"{cell[key]:.2f}"
 
-    print("| tokens | eager fwd + attentions s (peak GB) | sdpa fwd s | analyze s (mode, peak GB) "
-          "| GUI first panels s | GUI all thumbnails s | token redraw s | head redraw s "
+    print("| tokens | eager fwd + attentions s (peak GB) | sdpa fwd s | analyze s (peak GB) "
+          "| GUI first panels s (mode) | GUI all thumbnails s | token redraw s | head redraw s "
           "| worst GUI block s | GUI peak RSS GB |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for row in rows:

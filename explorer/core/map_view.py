@@ -118,7 +118,8 @@ def detail_map(result: object, key: MapKey, size: int = DIRECT_LIMIT) -> DetailM
 
 
 def _pool(band: np.ndarray, block: int, how: str) -> np.ndarray:
-    """float32[R, C] pooled over square blocks (max, or mean over the cells that exist).
+    """float32[R, C] pooled over square blocks of ``block`` cells: float32[ceil(R / block),
+    ceil(C / block)] (max, or mean over the cells that exist).
     Two one-axis reductions: a reduction over axes (1, 3) at once is ~10x slower."""
     rows, cols = band.shape
     r, c = -(-rows // block), -(-cols // block)

@@ -6,6 +6,7 @@ supply their own callbacks, tests supply a recording one.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -29,15 +30,14 @@ def throttled(report: ProgressCallback, interval: float = 0.1,
     reaches 1.0 (so a bar still ends full), and otherwise at most once per ``interval``
     seconds. Long work that reports every chunk of a stage then does not flood the GUI
     thread with repaints."""
-    import time
-
     now = clock or time.monotonic
-    last: list = [-float("inf"), None]  # time and message of the last report passed on
+    last_time = [-float("inf")]
+    last_message: list[str | None] = [None]
 
     def forward(fraction: float, message: str) -> None:
         moment = now()
-        if fraction >= 1.0 or message != last[1] or moment - last[0] >= interval:
-            last[0], last[1] = moment, message
+        if fraction >= 1.0 or message != last_message[0] or moment - last_time[0] >= interval:
+            last_time[0], last_message[0] = moment, message
             report(fraction, message)
 
     return forward

@@ -33,7 +33,7 @@ TAB_MARK = "⇥"
 
 def _visible_text(text: str) -> str:
     """Spaces, newlines and tabs as marks; other control characters (which no label, CSV
-    cell or SVG can carry) as their hex bytes, e.g. "\x1e" -> "<1E>"."""
+    cell or SVG can carry) as their hex code, e.g. "\\x1e" -> "<1E>"."""
     text = text.replace(" ", SPACE_MARK).replace("\n", NEWLINE_MARK).replace("\t", TAB_MARK)
     if any(_is_control(ch) for ch in text):
         text = "".join(f"<{ord(ch):02X}>" if _is_control(ch) else ch for ch in text)

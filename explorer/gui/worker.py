@@ -59,7 +59,7 @@ class EngineWorker(QObject):
     map_ready = Signal(int, object)  # map request id, DetailMap
     window_ready = Signal(int, object)  # map request id, (MapKey, rows, cols, float32[R, C])
     map_failed = Signal(int, str)  # map request id, message
-    _next_thumbnail = Signal(int, object, bool, int, int)  # re-queued to self: one head per event
+    _next_thumbnail = Signal(int, object, bool, int, int, int)  # re-queued to self: one head per event
 
     def __init__(self, load_fn: LoadFunction | None = None,
                  analyze_fn: Callable[..., Any] | None = None) -> None:
@@ -74,7 +74,9 @@ class EngineWorker(QObject):
         self._cancelled_jobs: set[int] = set()
         self._latest_map = 0
         self._stopped_thumbnails: set[tuple[int, bool]] = set()
-        self._layer_tiles: dict[tuple[int, bool, int], list[Any]] = {}  # heads drawn so far
+        self._layer_tiles: dict[tuple[int, bool], list[np.ndarray]] = {}  # the layer's tiles so far
+        self._thumbnail_pass: dict[tuple[int, bool], int] = {}  # newest pass per run and variant
+        self._pass_count = 0
         self._next_thumbnail.connect(self._thumbnail_head, Qt.QueuedConnection)
 
     # -- called from the GUI thread (thread-safe, not queued) --------------------
@@ -192,7 +194,8 @@ class EngineWorker(QObject):
 
     # -- thumbnails and maps of long runs --------------------------------------------
     def stop_thumbnails(self, run_id: int, hide_first: bool) -> None:
-        """Stop filling a run's mosaic after the layer in progress (thread-safe)."""
+        """Stop filling a run's mosaic after the head in progress (thread-safe); the
+        unfinished layer is dropped and drawn again on resume."""
         with self._lock:
             self._stopped_thumbnails.add((run_id, hide_first))
 
@@ -209,38 +212,49 @@ class EngineWorker(QObject):
         """Fill the run's mosaic from ``layer`` on: one head per queued event, each layer's
         tiles emitted when its last head is done, the next head queued behind whatever else
         is waiting (a map request, a new run). A long run thus fills in layer by layer and
-        a map request waits for at most one head's map, not a layer's."""
-        self._thumbnail_head(run_id, result, hide_first, layer, 0)
+        a map request waits for at most one head's map, not a layer's. A new call starts a
+        new pass: events of an older pass for the same run and variant drop out."""
+        self._pass_count += 1
+        self._thumbnail_pass[(run_id, hide_first)] = self._pass_count
+        # only the newest run's buffers can still be filled
+        self._layer_tiles = {k: v for k, v in self._layer_tiles.items() if k[0] == run_id}
+        self._thumbnail_pass = {k: v for k, v in self._thumbnail_pass.items() if k[0] == run_id}
+        self._thumbnail_head(run_id, result, hide_first, layer, 0, self._pass_count)
 
-    @Slot(int, object, bool, int, int)
+    @Slot(int, object, bool, int, int, int)
     def _thumbnail_head(self, run_id: int, result: Any, hide_first: bool, layer: int,
-                        head: int) -> None:
+                        head: int, pass_id: int) -> None:
+        """Add head ``head``'s tile (float32[c, c]) to ``layer``'s buffer of the pass
+        ``pass_id``; emit the layer when it is complete and queue what comes next."""
         from explorer.core.attention import attention_shape
         from explorer.core.thumbnails import head_tile
         from explorer.gui.run_view import THUMBNAIL_CELL
 
+        variant = (run_id, hide_first)
+        if self._thumbnail_pass.get(variant) != pass_id:
+            return  # a newer pass (or run) took over; its buffer is not ours
         if self._is_stale(run_id) or self.thumbnails_stopped(run_id, hide_first):
+            self._layer_tiles.pop(variant, None)
             return
-        key = (run_id, hide_first, layer)
         if head == 0:
-            self._layer_tiles[key] = []
-        tiles = self._layer_tiles.get(key)
+            self._layer_tiles[variant] = []
+        tiles = self._layer_tiles.get(variant)
         if tiles is None or len(tiles) != head:
-            return  # a newer pass over this layer took over
+            return
         try:
             tiles.append(head_tile(result, layer, head, THUMBNAIL_CELL, hide_first))
         except BaseException as exc:  # noqa: BLE001
-            self._layer_tiles.pop(key, None)
+            self._layer_tiles.pop(variant, None)
             self.run_failed.emit(run_id, describe_failure(exc))
             return
         layers, heads = attention_shape(result)
         if head + 1 < heads:
-            self._next_thumbnail.emit(run_id, result, hide_first, layer, head + 1)
+            self._next_thumbnail.emit(run_id, result, hide_first, layer, head + 1, pass_id)
             return
-        del self._layer_tiles[key]
+        del self._layer_tiles[variant]
         self.thumbnails_ready.emit(run_id, hide_first, layer, np.stack(tiles))
         if layer + 1 < layers:
-            self._next_thumbnail.emit(run_id, result, hide_first, layer + 1, 0)
+            self._next_thumbnail.emit(run_id, result, hide_first, layer + 1, 0, pass_id)
 
     def supersede_maps(self, request_id: int) -> None:
         with self._lock:

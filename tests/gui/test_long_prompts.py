@@ -106,28 +106,35 @@ def test_stopping_the_thumbnails_keeps_what_was_drawn(qtbot, window, long_view):
 
 
 def test_a_stopped_worker_computes_no_further_layer(qtbot, long_view):
-    """The worker itself: after Stop, the next queued layer is not computed."""
+    """The worker itself: after Stop, the queued head returns at once and no later
+    layer is computed; a new pass after resume draws the rest."""
     from explorer.gui.worker import EngineWorker
 
     worker = EngineWorker()
-    arrived = []
-    worker.thumbnails_ready.connect(lambda run, hide, layer, tiles: arrived.append(layer))
-    heads = long_view.result.model_info.heads
-    computed = []
+    arrived, computed = [], []
+
+    def on_layer(run, hide, layer, tiles):
+        arrived.append(layer)
+        if layer == 0:
+            worker.stop_thumbnails(7, False)  # Stop as soon as the first layer lands
+
+    worker.thumbnails_ready.connect(on_layer)
     original = worker._thumbnail_head
 
-    def counting(run_id, result, hide_first, layer, head):
-        computed.append((layer, head))
-        original(run_id, result, hide_first, layer, head)
+    def counting(*args):
+        computed.append(args[3:5])  # (layer, head)
+        original(*args)
 
     worker._next_thumbnail.disconnect()
     worker._next_thumbnail.connect(counting, Qt.QueuedConnection)
-    worker.thumbnails(7, long_view.result, False, 0)  # head 0 of layer 0, the next head queued
-    qtbot.waitUntil(lambda: arrived == [0])  # one head per event; the layer lands whole
-    worker.stop_thumbnails(7, False)
-    ran = len(computed)
-    qtbot.wait(100)  # the queued head runs, sees the stop and returns
-    assert arrived == [0] and len(computed) <= ran + 1 and ran >= heads - 1
+    heads = long_view.result.model_info.heads
+    worker.thumbnails(7, long_view.result, False, 0)  # head 0 of layer 0, the rest queued
+    qtbot.waitUntil(lambda: arrived == [0])
+    qtbot.wait(200)  # the queued head of layer 1 runs, sees the stop and returns
+    assert arrived == [0]
+    assert computed[: heads - 1] == [(0, h) for h in range(1, heads)]
+    assert computed[heads - 1:] == [(1, 0)]  # layer 1 got no further than its first event
+    assert worker._layer_tiles == {}  # the dropped layer's buffer is freed
     worker.resume_thumbnails(7, False)
     worker.thumbnails(7, long_view.result, False, 1)
     qtbot.waitUntil(lambda: arrived == [0, 1, 2])
