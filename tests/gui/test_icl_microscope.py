@@ -10,6 +10,7 @@ from PySide6.QtGui import QColor
 from explorer.core import fewshot as fs
 from explorer.gui.compare.column import format_delta, label_color
 from tests.gui.conftest import load_and_run
+from tests.gui.test_compare import build_and_run
 
 LABELS = ("Positive", "Negative")
 DEMOS = "text,label\nthe cat,Positive\nthe log,Negative\nthe movie,Positive\n" \
@@ -36,14 +37,6 @@ def compare(qtbot, window, tmp_path):
     win.builder.seed.setValue(3)
     win.builder.shots.setText("0,2,3")
     return win
-
-
-def build_and_run(qtbot, win):
-    win.build_columns()
-    assert win.job is not None
-    qtbot.waitUntil(lambda: win.job is None, timeout=60000)
-    assert all(c.analysis for c in win.columns), win.status.text()
-    return [c.analysis for c in win.columns]
 
 
 def written(pairs) -> str:
