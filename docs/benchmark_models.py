@@ -54,10 +54,16 @@ def main() -> None:
 
     rows: list[tuple[str, str]] = []
     fresh_load("gemma3")  # make sure the cache exists (the first conversion is not timed here)
-    loads = [fresh_load("gemma3") for _ in range(args.repeats)]
-    rows.append(("gemma3 cached load, fresh process (load_s, median)",
-                 f"{statistics.median(x['load_s'] for x in loads):.2f} s "
-                 f"(imports {statistics.median(x['import_s'] for x in loads):.2f} s)"))
+    loads = [fresh_load("gemma3") for _ in range(max(5, args.repeats))]
+
+    def median(name: str) -> float:
+        return statistics.median(x.get(name, float("nan")) for x in loads)
+
+    rows.append((f"gemma3 cached load, fresh process (load_s, median of {len(loads)})",
+                 f"{median('load_s'):.2f} s (range {min(x['load_s'] for x in loads):.2f}–"
+                 f"{max(x['load_s'] for x in loads):.2f}; transformers import "
+                 f"{median('import_s'):.2f}, tokenizer {median('tokenizer_s'):.2f}, model code "
+                 f"and weights {median('model_s'):.2f})"))
     gemma = load_model("gemma3")
     text = " ".join(f"Item {i}: the {['red', 'blue', 'green'][i % 3]} box." for i in range(90))
     seconds, result = timed(lambda: analyze(gemma, text, attention="full"), args.repeats)

@@ -30,6 +30,17 @@ def smollm2():
 
 
 @pytest.fixture(scope="session")
+def gemma3():
+    """The embedded Gemma 3 270M, loaded once per test session (skipped without its wheels)."""
+    from explorer.backend import embedded
+    from explorer.backend.loader import load_model
+
+    if not embedded.EMBEDDED_MODELS["gemma3"].installed():
+        pytest.skip("the Gemma 3 wheels are not installed")
+    return load_model("gemma3")
+
+
+@pytest.fixture(scope="session")
 def minilm():
     from explorer.backend.loader import load_model
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from explorer.backend import gguf_cache, hub, safety
+from explorer.backend.cached_tokenizer import load_cached_tokenizer
 from explorer.backend.device import (
     device_note,
     out_of_memory_reported,
@@ -85,14 +86,15 @@ def load_model(
     import transformers  # noqa: F401
 
     import_s = time.perf_counter() - import_started
+    stages: dict[str, float] = {}
     try:
         with out_of_memory_reported(used_device, f"loading '{spec}'"):
             if source.kind == "gguf":
-                model, tokenizer, folder = _load_gguf(source, task.sub(0.1, 0.95))
+                model, tokenizer, folder = _load_gguf(source, task.sub(0.1, 0.95), stages)
             else:
                 model, tokenizer = _load_folder(
                     source.path, task.sub(0.1, 0.95), trust_remote_code=trust_remote_code,
-                    allow_pickle=allow_pickle,
+                    allow_pickle=allow_pickle, timings=stages,
                 )
                 folder = source.path
             model = _place(model, used_device, weights_dtype)
@@ -110,7 +112,7 @@ def load_model(
     loaded = LoadedModel(model, tokenizer, info, spec=spec, notes=(note,) if note else ())
     with out_of_memory_reported(used_device, f"checking '{spec}'"):
         check_attentions_available(loaded)
-    loaded.timings = {"load_s": time.perf_counter() - started, "import_s": import_s}
+    loaded.timings = {"load_s": time.perf_counter() - started, "import_s": import_s, **stages}
     task.progress(1.0, "Ready")
     return loaded
 
@@ -136,6 +138,7 @@ def _short(exc: BaseException) -> str:
 
 
 def _load_folder(folder: Path, task: TaskState, *, trust_remote_code: bool, allow_pickle: bool,
+                 converted_cache: bool = False, timings: dict[str, float] | None = None,
                  ) -> tuple[Any, Any]:
     import torch
     from transformers import AutoModel, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
@@ -143,7 +146,16 @@ def _load_folder(folder: Path, task: TaskState, *, trust_remote_code: bool, allo
     fmt = safety.check_folder(folder, trust_remote_code=trust_remote_code, allow_pickle=allow_pickle)
     config = safety.read_config(folder)
     task.progress(0.0, "Loading tokenizer")
-    tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=trust_remote_code)
+    started = time.perf_counter()
+    tokenizer = None
+    if converted_cache:  # our own GGUF conversion: read tokenizer.json straight with tokenizers
+        try:
+            tokenizer = load_cached_tokenizer(folder)
+        except ValueError:
+            tokenizer = None
+    if tokenizer is None:
+        tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=trust_remote_code)
+    tokenizer_s = time.perf_counter() - started
     task.progress(0.15, "Loading weights")
     architectures = config.get("architectures") or []
     causal = any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in architectures)
@@ -161,10 +173,13 @@ def _load_folder(folder: Path, task: TaskState, *, trust_remote_code: bool, allo
             model = AutoModel.from_pretrained(folder, **kwargs)
         else:
             model = AutoModelForCausalLM.from_pretrained(folder, **kwargs)
+    if timings is not None:  # the model's share includes importing its modelling code
+        timings.update(tokenizer_s=tokenizer_s, model_s=time.perf_counter() - started - tokenizer_s)
     return model, tokenizer
 
 
-def _load_gguf(source: ModelSource, task: TaskState) -> tuple[Any, Any, Path]:
+def _load_gguf(source: ModelSource, task: TaskState, timings: dict[str, float] | None = None,
+               ) -> tuple[Any, Any, Path]:
     path = source.path
     _check_gguf_header(path)
     task.progress(0.0, "Hashing GGUF file")
@@ -172,7 +187,8 @@ def _load_gguf(source: ModelSource, task: TaskState) -> tuple[Any, Any, Path]:
     cache = gguf_cache.cache_dir_for(path, digest)
     if gguf_cache.is_complete(cache):
         try:
-            model, tokenizer = _load_folder(cache, task, trust_remote_code=False, allow_pickle=False)
+            model, tokenizer = _load_folder(cache, task, trust_remote_code=False, allow_pickle=False,
+                                            converted_cache=True, timings=timings)
             return model, tokenizer, cache
         except (Cancelled, ExplorerError):
             raise

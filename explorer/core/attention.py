@@ -236,9 +236,25 @@ def _check_head(source: _Source, layer: int, head: int | None) -> None:
         raise IndexError(f"head {head} outside 0..{heads - 1}")
 
 
+def visible_span(spec: LayerSpec, first: int, last: int, num_keys: int) -> tuple[int, int]:
+    """[lo, hi): the keys that query rows ``first``..``last`` can see under the layer's
+    masks (every other key of those rows has weight 0)."""
+    lo, hi = 0, num_keys
+    if spec.causal:
+        hi = min(num_keys, last + 1)
+    if spec.sliding_window is not None:
+        lo = max(0, first - spec.sliding_window + 1)
+        if not spec.causal:
+            hi = min(num_keys, last + spec.sliding_window)
+    return lo, hi
+
+
 def rebuild_rows(queries: np.ndarray, keys: np.ndarray, spec: LayerSpec, head: int,
-                 rows: np.ndarray, log_norms: np.ndarray | None = None) -> np.ndarray:
-    """softmax(q·kᵀ·scale + mask) for some query rows of one head: float32[R, T].
+                 rows: np.ndarray, log_norms: np.ndarray | None = None,
+                 cols: tuple[int, int] | None = None) -> np.ndarray:
+    """softmax(q·kᵀ·scale + mask) for some query rows of one head: float32[R, T], or only
+    the key columns ``cols`` = [lo, hi) (float32[R, hi - lo]; they must hold every key the
+    rows can see, see ``visible_span``).
 
     queries: float[T, D] of this head; keys: float[T, D] of its key/value head;
     rows: int64[R] query positions. Soft-capping, the causal and sliding-window masks and
@@ -249,27 +265,27 @@ def rebuild_rows(queries: np.ndarray, keys: np.ndarray, spec: LayerSpec, head: i
     key's column without another pass.
     """
     t = keys.shape[0]
-    out = np.zeros((len(rows), t), dtype=np.float32)
+    first_col, last_col = (0, t) if cols is None else cols
+    out = np.zeros((len(rows), last_col - first_col), dtype=np.float32)
     if not len(rows):
         return out
     order = np.argsort(rows, kind="stable")
     sorted_rows = rows[order]
+    in_order = bool(np.all(order == np.arange(len(rows))))
     sink = None if spec.sinks is None else np.float32(spec.sinks[head])
     scale = np.float32(spec.scale)
+    lo_all, hi_all = visible_span(spec, int(sorted_rows[0]), int(sorted_rows[-1]), t)
+    if not first_col <= lo_all <= hi_all <= last_col and lo_all < hi_all:
+        raise ValueError(f"columns {cols} do not hold the visible keys [{lo_all}, {hi_all})")
+    keys32 = np.asarray(keys[lo_all:hi_all], dtype=np.float32)  # converted once for all blocks
     for start in range(0, len(rows), _ROW_BLOCK):
         block = sorted_rows[start:start + _ROW_BLOCK]
-        lo, hi = 0, t
-        if spec.causal:
-            hi = int(block[-1]) + 1
-        if spec.sliding_window is not None:
-            lo = max(0, int(block[0]) - spec.sliding_window + 1)
-            if not spec.causal:
-                hi = min(t, int(block[-1]) + spec.sliding_window)
-        logits = np.asarray(queries[block], dtype=np.float32) @ np.asarray(keys[lo:hi], dtype=np.float32).T
-        logits *= scale
+        lo, hi = visible_span(spec, int(block[0]), int(block[-1]), t)
+        logits = (np.asarray(queries[block], dtype=np.float32) * scale) @ keys32[lo - lo_all:hi - lo_all].T
         if spec.softcap is not None:
             cap = np.float32(spec.softcap)
-            np.tanh(logits / cap, out=logits)
+            logits /= cap
+            np.tanh(logits, out=logits)
             logits *= cap
         # only keys near the block's rows can be hidden: mask that band, not the whole block
         first = int(block[0])
@@ -296,11 +312,19 @@ def rebuild_rows(queries: np.ndarray, keys: np.ndarray, spec: LayerSpec, head: i
         total = logits.sum(axis=1, keepdims=True)
         if sink is not None:
             total += np.exp(sink - peak)
-        np.divide(logits, total, out=logits, where=total > 0)
-        out[order[start:start + len(block)], lo:hi] = logits
+        with np.errstate(divide="ignore"):
+            inverse = np.where(total > 0, np.float32(1.0) / total, np.float32(0.0))
+        columns = slice(lo - first_col, hi - first_col)
+        if in_order:
+            where: slice | np.ndarray = slice(start, start + len(block))
+            np.multiply(logits, inverse, out=out[where, columns])  # a view: written in place
+        else:
+            where = order[start:start + len(block)]
+            logits *= inverse
+            out[where, columns] = logits
         if log_norms is not None:
             with np.errstate(divide="ignore"):
-                log_norms[order[start:start + len(block)]] = (peak + np.log(total))[:, 0]
+                log_norms[where] = (peak + np.log(total))[:, 0]
     return out
 
 
@@ -382,19 +406,34 @@ def mean_map(result: Any, layer: int, rows: Sequence[int] | np.ndarray | slice |
 
 
 def head_rows_and_norms(result: Any, layer: int, head: int, rows: np.ndarray,
+                        cols: tuple[int, int] | None = None,
                         ) -> tuple[np.ndarray, np.ndarray | None]:
-    """``head_map(result, layer, head, rows)`` and, for a lazy result, the rows' log softmax
-    denominators float32[R] (None for a full result), in one pass."""
+    """``head_map(result, layer, head, rows)`` (or only its key columns ``cols`` = [lo, hi),
+    which must hold every key the rows can see: ``rows_span``) and, for a lazy result, the
+    rows' log softmax denominators float32[R] (None for a full result), in one pass."""
     source = _source(result)
     _check_head(source, layer, head)
     index = _rows_index(rows, source.num_tokens)
     if source.mode == "full":
-        return np.asarray(source.attentions[layer, head][index], dtype=np.float32), None
+        stored = source.attentions[layer, head][index]
+        if cols is not None:
+            stored = stored[:, cols[0]:cols[1]]
+        return np.asarray(stored, dtype=np.float32), None
     spec = source.spec.layers[layer]  # type: ignore[union-attr]
     norms = np.empty(len(index), dtype=np.float32)
     maps = rebuild_rows(source.queries[layer, head], source.keys[layer, spec.kv_map[head]], spec,
-                        head, index, log_norms=norms)
+                        head, index, log_norms=norms, cols=cols)
     return maps, norms
+
+
+def rows_span(result: Any, layer: int, first: int, last: int) -> tuple[int, int]:
+    """[lo, hi): the key columns query rows ``first``..``last`` of ``layer`` can have weight
+    on (every key for a full result, whose masks are not recorded)."""
+    source = _source(result)
+    keys = source.num_tokens if source.mode != "full" else int(source.attentions.shape[-1])
+    if source.mode != "lazy":
+        return 0, keys
+    return visible_span(source.spec.layers[layer], first, last, keys)  # type: ignore[union-attr]
 
 
 def head_log_norms(result: Any, layer: int, head: int) -> np.ndarray | None:

@@ -20,8 +20,10 @@ from explorer.core.attention import (
     head_column,
     head_rows_and_norms,
     key_count,
+    rows_span,
     token_count,
 )
+from explorer.core.parallel import parallel_map
 
 DIRECT_LIMIT = 1024
 """Maps with at most this many tokens a side are drawn cell for cell."""
@@ -76,21 +78,24 @@ def _heads(result: object, key: MapKey) -> list[int]:
 
 
 def _band_rows(result: object, key: MapKey, rows: np.ndarray, norms: list[np.ndarray] | None,
-               rests: np.ndarray | None = None) -> np.ndarray:
-    """float32[R, S]: the drawn rows (head or head mean; with hide_first, key 0 hidden and
-    each row rescaled by what its other keys hold, whose sums go to ``rests``)."""
+               rests: np.ndarray | None = None, cols: tuple[int, int] | None = None) -> np.ndarray:
+    """float32[R, S] (or [R, hi - lo] for ``cols``, which must hold every key the rows
+    see): the drawn rows (head or head mean; with hide_first, key 0 hidden and each row
+    rescaled by what its other keys hold, whose sums go to ``rests``)."""
     total = None
     heads = _heads(result, key)
+    first_col = 0 if cols is None else cols[0]
     for index, head in enumerate(heads):
-        band, band_norms = head_rows_and_norms(result, key.layer, head, rows)
+        band, band_norms = head_rows_and_norms(result, key.layer, head, rows, cols)
         if norms is not None and band_norms is not None:
             norms[index][rows] = band_norms
         total = band if total is None else total + band
     assert total is not None
     if len(heads) > 1:
         total /= np.float32(len(heads))
-    if key.hide_first and total.shape[1] > 1:
-        total[:, 0] = 0.0
+    if key.hide_first and (first_col > 0 or total.shape[1] > 1):
+        if first_col == 0:  # (a window that starts later holds no key 0 to hide)
+            total[:, 0] = 0.0
         rest = total.sum(axis=1)
         if rests is not None:
             rests[rows] = rest
@@ -108,11 +113,21 @@ def detail_map(result: object, key: MapKey, size: int = DIRECT_LIMIT) -> DetailM
     block = max(1, -(-max(t, s) // size))
     image = np.zeros((-(-t // block), -(-s // block)), dtype=np.float32)
     band_rows = block * max(1, _BAND // block)
-    for start in range(0, t, band_rows):
-        rows = np.arange(start, min(t, start + band_rows), dtype=np.int64)
-        band = _band_rows(result, key, rows, norms, rests)
+
+    def draw_band(start: int) -> None:
+        stop = min(t, start + band_rows)
+        rows = np.arange(start, stop, dtype=np.int64)
+        lo, hi = rows_span(result, key.layer, start, stop - 1)  # keys these rows can see,
+        lo, hi = lo - lo % block, min(s, -(-hi // block) * block)  # on whole pooling blocks
+        band = _band_rows(result, key, rows, norms, rests, (lo, hi))
         pooled = band if block == 1 else _pool(band, block, key.how)
-        image[start // block: start // block + pooled.shape[0], : pooled.shape[1]] = pooled
+        image[start // block: start // block + pooled.shape[0],
+              lo // block: lo // block + pooled.shape[1]] = pooled
+
+    starts = range(0, t, band_rows)
+    # bands write disjoint rows of image, norms and rests: several at once when there are
+    # enough to be worth threads (numpy lets go of the GIL in its loops)
+    parallel_map(draw_band, starts, workers=None if len(starts) >= 4 else 1)
     return DetailMap(key, t, image, block, float(image.max()) if image.size else 0.0,
                      None if norms is None else np.stack(norms), rests)
 

@@ -125,15 +125,6 @@ def test_chunks_are_assembled_atomically_into_the_cache(monkeypatch, tmp_path):
 # ----------------------------------------------------------------- embedded Gemma 3 270M
 
 
-@pytest.fixture(scope="session")
-def gemma3():
-    from explorer.backend.loader import load_model
-
-    if not embedded.EMBEDDED_MODELS["gemma3"].installed():
-        pytest.skip("the Gemma 3 wheels are not installed")
-    return load_model("gemma3")
-
-
 @pytest.mark.embedded
 def test_gemma3_shape_windows_and_bases(gemma3):
     info = gemma3.info

@@ -58,3 +58,41 @@ def test_long_maps_are_block_pooled_without_the_full_map(how):
     row, col = selected_curves(data, view, 33)
     np.testing.assert_allclose(row, full[33], atol=1e-6)
     np.testing.assert_allclose(col, full[:, 33], atol=1e-6)
+
+
+def windowed_arrays(t=103):
+    """Three layers: causal with a sliding window of 13 (and a sink), causal, and a
+    bidirectional window of 9, so that bands see keys starting far from column 0."""
+    from explorer.core.attention import AttentionSpec, LayerSpec
+
+    data = lazy_arrays(layers=3, t=t, seed=3)
+    spec = AttentionSpec((LayerSpec(8 ** -0.5, True, (0, 0, 1, 1), 13, None, (0.5, -1, 0, 2)),
+                          LayerSpec(8 ** -0.5, True, (0, 0, 1, 1)),
+                          LayerSpec(8 ** -0.5, False, (0, 0, 1, 1), 9)))
+    return dict(data, attention_spec=spec.to_json())
+
+
+@pytest.mark.parametrize("how", ["max", "mean"])
+@pytest.mark.parametrize("key", [MapKey(0, 1), MapKey(0, None, True), MapKey(1, 3, True),
+                                 MapKey(2, 2), MapKey(2, None, True)])
+def test_pooled_bands_only_rebuild_visible_keys_and_match_the_map(monkeypatch, how, key):
+    from explorer.core import map_view
+
+    monkeypatch.setattr(map_view, "_BAND", 16)  # many bands: every band's own key window
+    data = windowed_arrays()
+    key = MapKey(key.layer, key.head, key.hide_first, how)
+    view = detail_map(data, key, size=10)  # 103 tokens in 10 px: blocks of 11
+    assert view.block == 11 and view.image.shape == (10, 10)
+    full = drawn(data, key)
+    padded = np.zeros((110, 110), np.float32)
+    padded[:103, :103] = full
+    cells = padded.reshape(10, 11, 10, 11).transpose(0, 2, 1, 3)
+    if how == "max":
+        expected = cells.max(axis=(2, 3))
+    else:
+        counts = np.outer(np.minimum(11, 103 - np.arange(10) * 11), np.minimum(11, 103 - np.arange(10) * 11))
+        expected = cells.sum(axis=(2, 3)) / counts
+    np.testing.assert_allclose(view.image, expected, atol=1e-6)
+    row, col = selected_curves(data, view, 60)
+    np.testing.assert_allclose(row, full[60], atol=1e-6)
+    np.testing.assert_allclose(col, full[:, 60], atol=1e-6)
