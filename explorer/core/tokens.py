@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 _BYTE_TOKEN = re.compile(r"^<0x([0-9A-Fa-f]{2})>$")
 
@@ -68,6 +69,7 @@ def piece_text(piece: str, style: str = "byte_level") -> str:
     return piece
 
 
+@lru_cache(maxsize=65536)  # pure; a long prompt repeats most of its pieces
 def display_piece(piece: str, style: str = "byte_level") -> str:
     """A token piece as a person should see it.
 

@@ -78,7 +78,8 @@ def test_class_defaults_come_from_the_saved_class(saved_tokenizer):
 
 
 @pytest.mark.parametrize("damage", ["no tokenizer.json", "added tokens in config", "own code",
-                                    "unknown class"])
+                                    "unknown class", "model-specific token", "not an object",
+                                    "template list"])
 def test_folders_it_cannot_read_are_refused(saved_tokenizer, damage):
     config_file = saved_tokenizer / "tokenizer_config.json"
     config = json.loads(config_file.read_text())
@@ -88,8 +89,14 @@ def test_folders_it_cannot_read_are_refused(saved_tokenizer, damage):
         config["added_tokens_decoder"] = {"0": {"content": "x", "special": True}}
     elif damage == "own code":
         config["auto_map"] = {"AutoTokenizer": ["tok.MyTokenizer", None]}
-    else:
+    elif damage == "unknown class":
         config["tokenizer_class"] = "NoSuchTokenizerAnywhere"
+    elif damage == "model-specific token":  # from_pretrained makes it a special token
+        config["image_token"] = "<image>"
+    elif damage == "template list":
+        (saved_tokenizer / "chat_template.json").write_text('{"chat_template": "x"}')
+    else:
+        config = "not an object"
     config_file.write_text(json.dumps(config))
     with pytest.raises(ValueError):
         load_cached_tokenizer(saved_tokenizer)

@@ -106,10 +106,21 @@ class TokenModel(QAbstractListModel):
 class ChipDelegate(QStyledItemDelegate):
     """Paints a token as a rounded chip: heat or selection fill, border, text."""
 
+    def __init__(self, parent: Any = None) -> None:
+        super().__init__(parent)
+        self._sizes: dict[tuple[str, str], QSize] = {}  # (font, text) -> chip size
+
     def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex) -> QSize:  # noqa: N802
-        metrics = option.fontMetrics
         text = str(index.data(Qt.DisplayRole) or "")
-        return QSize(metrics.horizontalAdvance(text) + CHIP_PADDING + 6, metrics.height() + 10)
+        key = (option.font.key(), text)
+        size = self._sizes.get(key)
+        if size is None:  # the list lays out every chip: measure each distinct text once
+            if len(self._sizes) > 100_000:
+                self._sizes.clear()
+            metrics = option.fontMetrics
+            size = QSize(metrics.horizontalAdvance(text) + CHIP_PADDING + 6, metrics.height() + 10)
+            self._sizes[key] = size
+        return QSize(size)
 
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex) -> None:
         painter.save()
