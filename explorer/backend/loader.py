@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import struct
 import time
@@ -149,10 +150,8 @@ def _load_folder(folder: Path, task: TaskState, *, trust_remote_code: bool, allo
     started = time.perf_counter()
     tokenizer = None
     if converted_cache:  # our own GGUF conversion: read tokenizer.json straight with tokenizers
-        try:
+        with contextlib.suppress(ValueError):  # a folder it does not know: AutoTokenizer
             tokenizer = load_cached_tokenizer(folder)
-        except ValueError:
-            tokenizer = None
     if tokenizer is None:
         tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=trust_remote_code)
     tokenizer_s = time.perf_counter() - started

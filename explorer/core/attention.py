@@ -179,6 +179,13 @@ class _Source:
             return int(self.attentions.shape[0]), int(self.attentions.shape[1])
         return int(self.queries.shape[0]), int(self.queries.shape[1])
 
+    @property
+    def num_keys(self) -> int:
+        """S, the keys every map row spans (T except for cross-attention)."""
+        if self.mode == "full":
+            return int(self.attentions.shape[-1])
+        return self.num_tokens
+
 
 def _source(result: Any) -> _Source:
     """The attention arrays of a RunResult, or of a mapping such as ``np.load(path)``."""
@@ -430,10 +437,10 @@ def rows_span(result: Any, layer: int, first: int, last: int) -> tuple[int, int]
     """[lo, hi): the key columns query rows ``first``..``last`` of ``layer`` can have weight
     on (every key for a full result, whose masks are not recorded)."""
     source = _source(result)
-    keys = source.num_tokens if source.mode != "full" else int(source.attentions.shape[-1])
     if source.mode != "lazy":
-        return 0, keys
-    return visible_span(source.spec.layers[layer], first, last, keys)  # type: ignore[union-attr]
+        return 0, source.num_keys
+    return visible_span(source.spec.layers[layer], first, last,  # type: ignore[union-attr]
+                        source.num_keys)
 
 
 def head_log_norms(result: Any, layer: int, head: int) -> np.ndarray | None:
@@ -478,10 +485,7 @@ def token_count(result: Any) -> int:
 
 def key_count(result: Any) -> int:
     """S, the number of keys every map row spans (T except for cross-attention)."""
-    source = _source(result)
-    if source.mode == "full":
-        return int(source.attentions.shape[-1])
-    return source.num_tokens
+    return _source(result).num_keys
 
 
 def attention_shape(result: Any) -> tuple[int, int]:

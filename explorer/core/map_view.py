@@ -120,19 +120,18 @@ def detail_map(result: object, key: MapKey, size: int = DIRECT_LIMIT) -> DetailM
         lo, hi = rows_span(result, key.layer, start, stop - 1)  # keys these rows can see,
         lo, hi = lo - lo % block, min(s, -(-hi // block) * block)  # on whole pooling blocks
         band = _band_rows(result, key, rows, norms, rests, (lo, hi))
-        pooled = band if block == 1 else _pool(band, block, key.how)
+        pooled = band if block == 1 else pool_blocks(band, block, key.how)
         image[start // block: start // block + pooled.shape[0],
               lo // block: lo // block + pooled.shape[1]] = pooled
 
-    starts = range(0, t, band_rows)
-    # bands write disjoint rows of image, norms and rests: several at once when there are
-    # enough to be worth threads (numpy lets go of the GIL in its loops)
-    parallel_map(draw_band, starts, workers=None if len(starts) >= 4 else 1)
+    # bands write disjoint rows of image, norms and rests: on every core at once (numpy
+    # lets go of the GIL in its loops)
+    parallel_map(draw_band, range(0, t, band_rows))
     return DetailMap(key, t, image, block, float(image.max()) if image.size else 0.0,
                      None if norms is None else np.stack(norms), rests)
 
 
-def _pool(band: np.ndarray, block: int, how: str) -> np.ndarray:
+def pool_blocks(band: np.ndarray, block: int, how: str) -> np.ndarray:
     """float32[R, C] pooled over square blocks of ``block`` cells: float32[ceil(R / block),
     ceil(C / block)] (max, or mean over the cells that exist).
     Two one-axis reductions: a reduction over axes (1, 3) at once is ~10x slower."""

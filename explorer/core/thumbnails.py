@@ -19,16 +19,11 @@ def pool_max(matrix: np.ndarray, size: int) -> np.ndarray:
 
     Max (not mean) keeps thin bright lines, such as a diagonal, visible in a thumbnail.
     """
+    from explorer.core.map_view import pool_blocks
+
     matrix = np.asarray(matrix, dtype=np.float32)
-    rows, cols = matrix.shape
-    block = max(1, -(-max(rows, cols) // size))
-    if block == 1:
-        return matrix
-    r, c = -(-rows // block), -(-cols // block)
-    padded = np.zeros((r * block, c * block), dtype=np.float32)
-    padded[:rows, :cols] = matrix
-    reduced = padded.reshape(r, block, c * block).max(axis=1)  # two 1-axis reductions: ~10x faster
-    return reduced.reshape(r, c, block).max(axis=2)
+    block = max(1, -(-max(matrix.shape) // size))
+    return matrix if block == 1 else pool_blocks(matrix, block, "max")
 
 
 def head_tile(result: object, layer: int, head: int, cell: int, hide_first: bool = False
