@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,14 +15,21 @@ from explorer.backend.device import out_of_memory_reported
 from explorer.backend.introspect import positional_table
 from explorer.backend.loader import LoadedModel
 from explorer.backend.memory import check_memory
+from explorer.backend.next_tokens import NextTokenArrays, next_token_arrays
 from explorer.backend.qk_capture import NotReproducible, QueryKeyRecorder, recording
 from explorer.core.ablation import Ablation
 from explorer.core.attention import AttentionSpec, rebuild_rows, resolve_mode
-from explorer.core.errors import AttentionUnavailableError, Cancelled, PromptError
+from explorer.core.errors import AttentionUnavailableError, PromptError
 from explorer.core.progress import TaskState
 from explorer.core.types import RunResult
 
 DEFAULT_TOP_K = 20
+STEP_LOGITS = 1 << 22
+"""Logits computed per ``PendingNextTokens.step`` (positions x vocabulary): about a tenth
+of a second on a laptop CPU, so a map request waits at most that long behind it."""
+
+__all__ = ["DEFAULT_TOP_K", "PendingNextTokens", "analyze", "analyze_first", "check_prompt",
+           "next_token_arrays", "tokenize"]
 
 
 def tokenize(loaded: LoadedModel, prompt: str) -> tuple[list[int], list[str], np.ndarray]:
@@ -66,8 +73,27 @@ def analyze(
     (``_analyze``); with ``ablation``, through the model with those heads knocked out
     (``backend.ablation.ablating``): every number, later layers' attention included, is
     then the ablated model's. None or an empty ablation is the plain run."""
+    task = task or TaskState()
+    first, rest = analyze_first(loaded, prompt, top_k, task, attention, ablation)
+    return first if rest is None else rest.finish(task)
+
+
+def analyze_first(
+    loaded: LoadedModel,
+    prompt: str,
+    top_k: int = DEFAULT_TOP_K,
+    task: TaskState | None = None,
+    attention: str = "auto",
+    ablation: Ablation | None = None,
+) -> tuple[RunResult, PendingNextTokens | None]:
+    """``analyze`` for a window that shows a long run as early as it can: the result and
+    None, or, when the run went through the fast forward (lazy or no attention kept), a
+    result whose next-token rows are those of the last position only
+    (``next_tokens_pending``) and the ``PendingNextTokens`` that computes the others
+    (``step`` by step, then ``result``). At 1,024 tokens the others take about a third
+    of the time of the forward itself."""
     with ablating(loaded, ablation):
-        return _analyze(loaded, prompt, top_k, task, attention)
+        return _analyze(loaded, prompt, top_k, task, attention, defer=True)
 
 
 def _analyze(
@@ -76,7 +102,8 @@ def _analyze(
     top_k: int = DEFAULT_TOP_K,
     task: TaskState | None = None,
     attention: str = "auto",
-) -> RunResult:
+    defer: bool = False,
+) -> tuple[RunResult, PendingNextTokens | None]:
     """Run ``prompt`` through the model and collect every number the panels show.
 
     ``attention`` picks how attention is kept (``explorer.core.attention``):
@@ -87,13 +114,13 @@ def _analyze(
     rebuilt from queries and keys falls back to full capture, with a note in ``notes``.
     For causal models: the next-token top-k after every position (ids, probs, logits
     sorted descending), the distribution after the last token and the probability and
-    rank of the prompt's own next token.
+    rank of the prompt's own next token. ``defer``: see ``analyze_first``.
     """
     task = task or TaskState()
     if loaded.info.encoder_decoder:  # encoder, decoder and cross stacks: backend/seq2seq.py
         from explorer.backend.seq2seq import analyze_seq2seq
 
-        return analyze_seq2seq(loaded, prompt, top_k=top_k, task=task).stack_result("cross")
+        return analyze_seq2seq(loaded, prompt, top_k=top_k, task=task).stack_result("cross"), None
     started = time.perf_counter()
     ids, pieces, offsets = tokenize(loaded, prompt)
     check_prompt(loaded, prompt, len(ids))
@@ -109,7 +136,8 @@ def _analyze(
             forward = _full_forward(loaded, ids, top_k, task)
         else:
             try:
-                forward = _fast_forward(loaded, ids, top_k, task, record=mode == "lazy")
+                forward = _fast_forward(loaded, ids, top_k, task, record=mode == "lazy",
+                                        defer=defer)
             except NotReproducible as exc:
                 notes.append(f"Attention of {loaded.info.name} cannot be rebuilt from its queries "
                              f"and keys ({exc}); every map was captured in full instead.")
@@ -120,16 +148,12 @@ def _analyze(
     task.progress(0.9, "Collecting results")
     info = loaded.info
     topk_ids, topk_probs, topk_logits = forward.topk
-    num = len(ids)
-    if topk_ids.shape[1]:
-        flat = loaded.tokenizer.convert_ids_to_tokens(topk_ids.reshape(-1).tolist())
-        k = topk_ids.shape[1]
-        topk_tokens = [[str(t) for t in flat[i * k : (i + 1) * k]] for i in range(num)]
-    else:
-        topk_tokens = [[] for _ in range(num)]
-    positional = positional_table(loaded.model, info.positional_kind, num)
+    rest = forward.rest
+    if rest is not None:  # the first result gets copies: the pending rows are filled later
+        topk_ids, topk_probs, topk_logits = topk_ids.copy(), topk_probs.copy(), topk_logits.copy()
+    positional = positional_table(loaded.model, info.positional_kind, num_positions := len(ids))
     task.progress(1.0, "Done")
-    return RunResult(
+    result = RunResult(
         prompt=prompt,
         token_ids=np.asarray(ids, dtype=np.int64),
         tokens=tuple(pieces),
@@ -138,20 +162,85 @@ def _analyze(
         topk_ids=topk_ids,
         topk_probs=topk_probs,
         topk_logits=topk_logits,
-        topk_tokens=topk_tokens,
+        topk_tokens=_topk_tokens(loaded, topk_ids, None if rest is None else [num_positions - 1]),
         positional=positional,
         positional_kind=info.positional_kind,
         model_info=info,
         timings={"forward_s": forward_s, "run_s": time.perf_counter() - started},
         last_probs=forward.last_probs,
-        actual_next_probs=forward.actual_probs,
-        actual_next_ranks=forward.actual_ranks,
+        actual_next_probs=forward.actual_probs.copy() if rest is not None else forward.actual_probs,
+        actual_next_ranks=forward.actual_ranks.copy() if rest is not None else forward.actual_ranks,
         attention_mode=mode,
         queries=forward.queries,
         keys=forward.keys,
         attention_spec=forward.spec,
         notes=tuple(notes),
+        next_tokens_pending=rest is not None,
     )
+    if rest is None:
+        return result, None
+    return result, PendingNextTokens(result, rest, loaded,
+                                     chunk=max(8, min(256, STEP_LOGITS // rest.vocab)))
+
+
+def _topk_tokens(loaded: LoadedModel, topk_ids: np.ndarray,
+                 rows: list[int] | None = None) -> list[list[str]]:
+    """The candidates as token pieces, str[T][K]; only ``rows`` (others empty) when given."""
+    num, k = topk_ids.shape
+    wanted = range(num) if rows is None else rows
+    out: list[list[str]] = [[] for _ in range(num)]
+    if not k:
+        return out
+    flat = loaded.tokenizer.convert_ids_to_tokens(topk_ids[list(wanted)].reshape(-1).tolist())
+    for n, row in enumerate(wanted):
+        out[row] = [str(t) for t in flat[n * k : (n + 1) * k]]
+    return out
+
+
+class PendingNextTokens:
+    """What a run shown early (``analyze_first``) still has to compute: the next-token
+    rows of every position but the last, a chunk of about ``STEP_LOGITS`` logits per
+    ``step``. Holds the final hidden states float32[T, hidden] until done."""
+
+    def __init__(self, first: RunResult, arrays: NextTokenArrays, loaded: LoadedModel,
+                 chunk: int) -> None:
+        self.first = first
+        self.arrays = arrays
+        self.chunk = chunk
+        self._loaded = loaded
+        self.seconds = 0.0
+
+    @property
+    def done(self) -> bool:
+        return self.arrays.done
+
+    def step(self) -> bool:
+        """Compute the next chunk of positions; True when every position is done."""
+        started = time.perf_counter()
+        done = self.arrays.fill_next(self.chunk)
+        self.seconds += time.perf_counter() - started
+        return done
+
+    def finish(self, task: TaskState | None = None) -> RunResult:
+        """Compute what is left at once (in larger chunks) and return the complete result."""
+        started = time.perf_counter()
+        self.arrays.fill_all(256, None if task is None else task.is_cancel_requested)
+        self.seconds += time.perf_counter() - started
+        return self.result()
+
+    def result(self) -> RunResult:
+        """The first result with every next-token row computed."""
+        if not self.done:
+            raise RuntimeError("next-token rows are still missing; step() until done")
+        (ids, probs, logits), _, actual_probs, actual_ranks = self.arrays.arrays
+        first = self.first
+        return dataclasses.replace(
+            first, topk_ids=ids, topk_probs=probs, topk_logits=logits,
+            topk_tokens=_topk_tokens(self._loaded, ids),
+            actual_next_probs=actual_probs, actual_next_ranks=actual_ranks,
+            next_tokens_pending=False,
+            timings={**first.timings, "next_tokens_s": self.seconds,
+                     "run_s": first.timings.get("run_s", 0.0) + self.seconds})
 
 
 @dataclass
@@ -166,6 +255,8 @@ class _Forward:
     queries: np.ndarray | None = None
     keys: np.ndarray | None = None
     spec: AttentionSpec | None = None
+    rest: NextTokenArrays | None = None
+    """Set when the rows of every position but the last are still to be computed."""
 
 
 def _no_next_token(num: int) -> _Forward:
@@ -176,12 +267,15 @@ def _no_next_token(num: int) -> _Forward:
 
 
 def _next_token(loaded: LoadedModel, logits: Any, ids: list[int], top_k: int,
-                task: TaskState) -> _Forward:
+                task: TaskState, defer: bool = False) -> _Forward:
+    """``defer``: compute the last position only (``_Forward.rest`` does the others)."""
     if not loaded.info.causal:
         return _no_next_token(len(ids))
-    topk, last_probs, probs, ranks = next_token_arrays(logits, ids, top_k,
-                                                       is_cancel_requested=task.is_cancel_requested)
-    return _Forward(topk, last_probs, probs, ranks)
+    arrays = NextTokenArrays(logits, ids, top_k)
+    if not defer:
+        arrays.fill_all(is_cancel_requested=task.is_cancel_requested)
+    topk, last_probs, probs, ranks = arrays.arrays
+    return _Forward(topk, last_probs, probs, ranks, rest=None if arrays.done else arrays)
 
 
 def _full_maps_in_float32(loaded: LoadedModel, ids: list[int], top_k: int, task: TaskState,
@@ -238,10 +332,11 @@ def _full_forward(loaded: LoadedModel, ids: list[int], top_k: int, task: TaskSta
 
 
 def _fast_forward(loaded: LoadedModel, ids: list[int], top_k: int, task: TaskState,
-                  record: bool) -> _Forward:
+                  record: bool, defer: bool = False) -> _Forward:
     """sdpa forward through the query/key recorder (``record``: keep queries, keys and the
     spec for lazy maps; otherwise attention is computed and dropped). The output head runs
-    on the final hidden states in chunks, so no [T, V] logits tensor is ever built.
+    on the final hidden states in chunks, so no [T, V] logits tensor is ever built
+    (``defer``: only the last position's now, see ``analyze_first``).
     Raises NotReproducible when the attention cannot be rebuilt (the caller falls back)."""
     import torch
 
@@ -267,8 +362,9 @@ def _fast_forward(loaded: LoadedModel, ids: list[int], top_k: int, task: TaskSta
             logits = _chunked_logits(model, hidden.get("states"), outputs.logits[0, -1])
             if logits is None:  # the head does more than project (and soft-cap): let it run
                 logits = model(input_ids=input_ids, use_cache=False).logits[0]
+                defer = False  # do not hold the [T, V] logits
         del outputs
-        forward = _next_token(loaded, logits, ids, top_k, task)
+        forward = _next_token(loaded, logits, ids, top_k, task, defer=defer)
     forward.queries, forward.keys, forward.spec = recorder.queries, recorder.keys, spec
     return forward
 
@@ -334,45 +430,3 @@ def _attentions_to_float16(attentions: Any, name: str) -> np.ndarray:
     for layer, tensor in enumerate(attentions):
         out[layer] = tensor[0].to(torch.float16).cpu().numpy()
     return out
-
-
-def next_token_arrays(logits: Any, ids: list[int], k: int, chunk: int = 256,
-                      is_cancel_requested: Callable[[], bool] | None = None,
-                      ) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], np.ndarray, np.ndarray, np.ndarray]:
-    """From logits [T, V] (a tensor, or a function (start, end) -> the rows [start:end]),
-    in chunks of positions (no extra [T, V] tensor):
-
-    top-k after every position: int64[T, K] ids, float32[T, K] probs, float32[T, K] logits
-    (sorted descending); float32[V] distribution after the last token; float32[T]
-    probability and int64[T] 1-based rank of the prompt's own next token (NaN / -1 at the end).
-    """
-    import torch
-
-    rows = logits if callable(logits) else (lambda start, end: logits[start:end])
-    num = len(ids)
-    vocab = int(rows(0, 1).shape[-1])
-    k = max(1, min(k, vocab))
-    top_ids = np.empty((num, k), np.int64)
-    top_probs = np.empty((num, k), np.float32)
-    top_logits = np.empty((num, k), np.float32)
-    probs = np.full(num, np.nan, np.float32)
-    ranks = np.full(num, -1, np.int64)
-    following = torch.tensor(ids[1:] + [0], dtype=torch.long)
-    for start in range(0, num, chunk):
-        if is_cancel_requested is not None and is_cancel_requested():
-            raise Cancelled("cancelled while computing next-token probabilities")
-        end = min(start + chunk, num)
-        block = rows(start, end).float()  # float32 whatever the weights' dtype
-        log_norm = torch.logsumexp(block, dim=-1, keepdim=True)
-        values, indices = torch.topk(block, k, dim=-1)
-        top_ids[start:end] = indices.cpu().numpy()
-        top_logits[start:end] = values.cpu().numpy()
-        top_probs[start:end] = torch.exp(values - log_norm).cpu().numpy()
-        real = min(end, num - 1) - start  # rows that have a following token
-        if real > 0:
-            chosen = block[:real].gather(1, following[start : start + real, None].to(block.device))
-            probs[start : start + real] = (chosen - log_norm[:real])[:, 0].exp().cpu().numpy()
-            ranks[start : start + real] = ((block[:real] > chosen).sum(dim=-1) + 1).cpu().numpy()
-        if end == num:
-            last_probs = torch.exp(block[-1] - log_norm[-1]).cpu().numpy().astype(np.float32)
-    return (top_ids, top_probs, top_logits), last_probs, probs, ranks

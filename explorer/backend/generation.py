@@ -23,10 +23,11 @@ from typing import Any
 
 import numpy as np
 
-from explorer.backend.engine import next_token_arrays, tokenize
+from explorer.backend.engine import tokenize
 from explorer.backend.introspect import positional_table
 from explorer.backend.kv_cache import cache_argument, returned_cache
 from explorer.backend.loader import LoadedModel
+from explorer.backend.next_tokens import next_token_arrays
 from explorer.core.errors import ExplorerError, PromptError
 from explorer.core.generation_types import GenerationResult, GenerationStep
 from explorer.core.progress import TaskState

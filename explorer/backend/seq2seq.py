@@ -15,9 +15,10 @@ from typing import Any
 import numpy as np
 
 from explorer.backend.device import out_of_memory_reported
-from explorer.backend.engine import check_prompt, next_token_arrays, tokenize
+from explorer.backend.engine import check_prompt, tokenize
 from explorer.backend.introspect import positional_table
 from explorer.backend.loader import LoadedModel
+from explorer.backend.next_tokens import next_token_arrays
 from explorer.core.errors import AttentionUnavailableError, PromptError
 from explorer.core.progress import TaskState
 from explorer.core.seq2seq import Seq2SeqResult

@@ -60,3 +60,7 @@ class DeviceMemoryError(ExplorerError):
 
 class DownloadError(ExplorerError):
     """A hub download failed (interrupted twice, refused, or the id does not exist)."""
+
+
+class ResultIncompleteError(ExplorerError):
+    """A run shown early still lacks data the action needs (its next-token rows)."""

@@ -34,6 +34,7 @@ def save_npz(result: RunResult, path: str | Path, context: dict[str, str] | None
     """Write a run as an uncompressed NumPy archive; returns the path written.
 
     ``context`` (what was on screen) is stored as the JSON string ``export_context``."""
+    result.require_next_tokens("save the run")
     path = Path(path)
     if path.parent and not path.parent.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -158,6 +159,7 @@ def _attention_shapes(result: RunResult) -> dict[str, list[int]]:
 
 def full_dict(result: RunResult) -> dict[str, Any]:
     """Every array of the run as JSON-ready lists (large: T*T*L*H attention values)."""
+    result.require_next_tokens("write every array of the run")
     return {
         "prompt": result.prompt,
         "model_info": json.loads(result.model_info.to_json()),

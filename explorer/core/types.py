@@ -12,6 +12,7 @@ from typing import Any, Literal
 import numpy as np
 
 from explorer.core.attention import ATTENTION_MODES, AttentionSpec, check_lazy_arrays
+from explorer.core.errors import ResultIncompleteError
 
 PositionalKind = Literal["rotary", "learned", "sinusoidal", "alibi", "none"]
 POSITIONAL_KINDS: tuple[str, ...] = ("rotary", "learned", "sinusoidal", "alibi", "none")
@@ -133,6 +134,10 @@ class RunResult:
     key_tokens:  str[S] when the keys are other tokens than the queries (cross-attention of an
                  encoder-decoder: queries = decoder tokens, keys = encoder tokens); then
                  attentions is float16[L, H, T, S]. None: keys are the run's own tokens.
+    next_tokens_pending: True for a long run shown before its next-token rows are all
+                 computed (``backend.engine.analyze_first``): only the last position's
+                 row of topk_*, and last_probs, hold values; the other rows hold ids -1,
+                 NaN probabilities and no tokens until the complete result replaces it.
 
     Read attention through ``explorer.core.attention.head_map`` (any mode), not through
     ``attentions``.
@@ -160,6 +165,7 @@ class RunResult:
     attention_spec: AttentionSpec | None = None
     notes: tuple[str, ...] = ()
     key_tokens: tuple[str, ...] | None = None
+    next_tokens_pending: bool = False
 
     def __post_init__(self) -> None:
         conversions = {
@@ -210,6 +216,13 @@ class RunResult:
     @property
     def num_tokens(self) -> int:
         return len(self.tokens)
+
+    def require_next_tokens(self, what: str) -> None:
+        """Raise ResultIncompleteError when ``what`` needs next-token rows still pending."""
+        if self.next_tokens_pending:
+            raise ResultIncompleteError(
+                f"Cannot {what} yet: the next-token probabilities after every position are "
+                "still being computed. Try again in a moment.")
 
     @property
     def top_k(self) -> int:

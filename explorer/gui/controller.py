@@ -61,6 +61,7 @@ class Controller(QObject):
     thumbnail_progress = Signal(int, int, bool)  # layers drawn, layers, still streaming
     detail_ready = Signal(object)  # DetailMap computed by the worker
     window_ready = Signal(object)  # (MapKey, rows, cols, float32[R, C]) from the worker
+    next_tokens_changed = Signal(object)  # RunView: the shown run's next-token rows all arrived
 
     # queued requests to the worker thread
     _run_requested = Signal(int, str, int, str, object)
@@ -80,6 +81,8 @@ class Controller(QObject):
         self.worker.model_loaded.connect(self._on_model_loaded)
         self.worker.load_failed.connect(self._on_load_failed)
         self.worker.run_finished.connect(self._on_run_finished)
+        self.worker.next_tokens_ready.connect(self._on_next_tokens_ready)
+        self.worker.next_tokens_failed.connect(self._on_next_tokens_failed)
         self.worker.run_failed.connect(self._on_run_failed)
         self._job_requested.connect(self.worker.run_job)
         self._view_requested.connect(self.worker.build_view)
@@ -345,6 +348,24 @@ class Controller(QObject):
         self.run_changed.emit(view)
         self.selection_changed.emit(self.selection)
         self._stream_thumbnails()
+
+    def _on_next_tokens_ready(self, request: int, result: RunResult) -> None:
+        """The shown long run's next-token rows are all computed: the view takes the
+        complete result (maps cached for the first one stay valid: same attention)."""
+        view = self.view
+        if view is None or view.request_id != request or not view.result.next_tokens_pending:
+            return
+        first = view.result
+        view.complete_next_tokens(result)
+        for key, (cached, detail) in list(self._map_cache.items()):
+            if cached is first:
+                self._map_cache[key] = (result, detail)
+        self.next_tokens_changed.emit(view)
+
+    def _on_next_tokens_failed(self, request: int, message: str) -> None:
+        if self.view is not None and self.view.request_id == request:
+            self.error.emit("The next-token probabilities after every position could not be "
+                            f"computed ({message}); those after the last token are shown.")
 
     def _on_run_failed(self, request: int, message: str) -> None:
         if request != self._running_id:

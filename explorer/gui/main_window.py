@@ -247,6 +247,7 @@ class MainWindow(QMainWindow):
         c.thumbnail_progress.connect(self.attention_panel.thumbnail_progress)
         self.positional_panel.options_changed.connect(lambda o: c.set_options(**o))
         c.run_changed.connect(self._show_run)
+        c.next_tokens_changed.connect(self._show_next_tokens)
         c.selection_changed.connect(self._show_selection)
         c.model_changed.connect(self._show_model)
         c.load_state.connect(self._show_load_state)
@@ -338,8 +339,19 @@ class MainWindow(QMainWindow):
             context = self.export_context()
             self._write(path, lambda: save(widget, path, context))
 
+    def _still_computing(self, result, position: int | None = None) -> bool:
+        """True (and says so) when ``result`` lacks next-token rows an export needs
+        (``position``: only that row's; None: all)."""
+        if result is None or not result.next_tokens_pending or position == result.num_tokens - 1:
+            return False
+        self.banner.show_message("The next-token probabilities after every position are still "
+                                 "being computed; export again in a moment.")
+        return True
+
     def _export_npz(self) -> None:
         result = self._need_result()
+        if self._still_computing(result):
+            return
         path = result is not None and self._ask_path("Export run", "run.npz", "NumPy archive (*.npz)")
         if path:
             context = self.export_context()
@@ -356,6 +368,8 @@ class MainWindow(QMainWindow):
         result = self._need_result()
         if result is not None and not result.has_next_token:
             self.banner.show_message("This model is an encoder: it has no next-token probabilities.")
+            return
+        if self._still_computing(result, self.controller.selection.token):
             return
         path = result is not None and self._ask_path("Export probabilities", "probabilities.csv", "CSV (*.csv)")
         if path:
@@ -426,6 +440,11 @@ class MainWindow(QMainWindow):
         self.attention_panel.show_run(view, self.controller.selection)
         self.probability_panel.show_result(result)
         self.positional_panel.show_result(result)
+
+    def _show_next_tokens(self, view: RunView) -> None:
+        """A long run's next-token rows arrived after its first panels: redraw the bars."""
+        self.probability_panel.show_result(view.result)
+        self.probability_panel.show_selection(self.controller.selection)
 
     def _show_selection(self, selection: Selection) -> None:
         self.tokens_panel.show_selection(selection)

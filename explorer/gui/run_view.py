@@ -47,6 +47,14 @@ class RunView:
     def missing_layers(self, hide_first: bool) -> list[int]:
         return [layer for layer in range(self.layers) if layer not in self.filled[hide_first]]
 
+    def complete_next_tokens(self, result: RunResult) -> None:
+        """Take the complete result of a run shown with ``next_tokens_pending``: the same
+        tokens and attention, every next-token row computed (the one change a view sees
+        after it is built; the mosaics and everything holding this view stay)."""
+        if result.prompt != self.result.prompt or result.num_tokens != self.result.num_tokens:
+            raise ValueError("the complete result is of another run")
+        object.__setattr__(self, "result", result)
+
     def place(self, hide_first: bool, layer: int, tiles: np.ndarray) -> None:
         """Write one layer's tiles float32[head, c, c] (from the worker) into a mosaic."""
         place_tiles(self.mosaics[hide_first], layer, tiles, THUMBNAIL_GAP, GROUP_GAP, self.group_size)

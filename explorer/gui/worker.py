@@ -31,9 +31,12 @@ def _default_load(spec: str, task: TaskState, **options: Any) -> Any:
 
 def _default_analyze(model: Any, prompt: str, top_k: int, task: TaskState,
                      attention: str = "auto", ablation: Any = None) -> Any:
-    from explorer.backend.engine import analyze
+    """(RunResult, PendingNextTokens or None): a long run comes back before its next-token
+    rows are all computed (``engine.analyze_first``); the worker finishes them after."""
+    from explorer.backend.engine import analyze_first
 
-    return analyze(model, prompt, top_k=top_k, task=task, attention=attention, ablation=ablation)
+    return analyze_first(model, prompt, top_k=top_k, task=task, attention=attention,
+                         ablation=ablation)
 
 
 def describe_failure(exc: BaseException) -> str:
@@ -50,6 +53,8 @@ class EngineWorker(QObject):
     model_loaded = Signal(int, object)  # request id, ModelInfo
     load_failed = Signal(int, str, str)  # request id, message, kind: cancelled | unsafe:<option> | error
     run_finished = Signal(int, object)  # request id, RunView
+    next_tokens_ready = Signal(int, object)  # request id, the run's complete RunResult
+    next_tokens_failed = Signal(int, str)  # request id, message
     run_failed = Signal(int, str)  # request id, message
     job_progress = Signal(int, float, str)  # job id, fraction, stage
     job_event = Signal(int, object)  # job id, a streamed item (e.g. one generated token)
@@ -60,6 +65,7 @@ class EngineWorker(QObject):
     window_ready = Signal(int, object)  # map request id, (MapKey, rows, cols, float32[R, C])
     map_failed = Signal(int, str)  # map request id, message
     _next_thumbnail = Signal(int, object, bool, int, int, int)  # re-queued to self: one head per event
+    _next_tokens_step = Signal(int, object)  # re-queued to self: one chunk of positions per event
 
     def __init__(self, load_fn: LoadFunction | None = None,
                  analyze_fn: Callable[..., Any] | None = None) -> None:
@@ -78,6 +84,7 @@ class EngineWorker(QObject):
         self._thumbnail_pass: dict[tuple[int, bool], int] = {}  # newest pass per run and variant
         self._pass_count = 0
         self._next_thumbnail.connect(self._thumbnail_head, Qt.QueuedConnection)
+        self._next_tokens_step.connect(self._fill_next_tokens, Qt.QueuedConnection)
 
     # -- called from the GUI thread (thread-safe, not queued) --------------------
     def request_cancel_load(self) -> None:
@@ -140,7 +147,8 @@ class EngineWorker(QObject):
         task = TaskState(is_cancel_requested=lambda: self._is_stale(request_id))
         try:
             extra = {"ablation": ablation} if ablation is not None and not ablation.empty else {}
-            result = self._analyze_fn(self._model, prompt, top_k, task, attention, **extra)
+            output = self._analyze_fn(self._model, prompt, top_k, task, attention, **extra)
+            result, pending = output if isinstance(output, tuple) else (output, None)
             if self._is_stale(request_id):
                 return
             view = RunView.build(request_id, result)
@@ -150,6 +158,25 @@ class EngineWorker(QObject):
             self.run_failed.emit(request_id, describe_failure(exc))
             return
         self.run_finished.emit(request_id, view)
+        if pending is not None:
+            self._next_tokens_step.emit(request_id, pending)
+
+    @Slot(int, object)
+    def _fill_next_tokens(self, request_id: int, pending: Any) -> None:
+        """One chunk of a shown run's missing next-token rows per queued event, so a map
+        request waits behind one chunk at most; ``next_tokens_ready`` when all are done."""
+        if self._is_stale(request_id):
+            return
+        try:
+            done = pending.step()
+            result = pending.result() if done else None
+        except BaseException as exc:  # noqa: BLE001
+            self.next_tokens_failed.emit(request_id, describe_failure(exc))
+            return
+        if result is None:
+            self._next_tokens_step.emit(request_id, pending)
+        else:
+            self.next_tokens_ready.emit(request_id, result)
 
     def cancel_job(self, job_id: int) -> None:
         """Ask a queued or running job to stop at its next check (thread-safe)."""

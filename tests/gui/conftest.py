@@ -70,3 +70,5 @@ def drain_worker(qtbot, win) -> None:
     win.controller.submit(lambda model, task, emit: None, on_done=lambda _: done.append(True),
                           on_error=lambda *_: done.append(False))
     qtbot.waitUntil(lambda: bool(done), timeout=WAIT_MS)
+    view = win.controller.view  # a long run's next-token rows come in steps after it is shown
+    qtbot.waitUntil(lambda: view is None or not view.result.next_tokens_pending, timeout=WAIT_MS)

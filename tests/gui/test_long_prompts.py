@@ -183,3 +183,113 @@ def test_a_long_run_after_a_short_one_shows_the_whole_map(qtbot, window):
     (x0, x1), (y0, y1) = panel.visible_range()
     n = view.result.num_tokens
     assert x0 <= 1 and x1 >= n - 1 and y0 <= 1 and y1 >= n - 1, ((x0, x1), (y0, y1), n)
+
+
+def window_with_pending(qtbot, tmp_path, wrap):
+    """A main window whose runs come back early (``analyze_first``), with the pending rows
+    wrapped by ``wrap(pending)``."""
+    from PySide6.QtCore import QSettings
+
+    from explorer.backend.engine import analyze_first
+    from explorer.gui.controller import Controller
+    from explorer.gui.main_window import MainWindow
+    from explorer.gui.worker import EngineWorker
+    from tests.gui.conftest import fake_load
+
+    def analyze_fn(model, prompt, top_k, task, attention="auto", ablation=None):
+        first, pending = analyze_first(model, prompt, top_k=top_k, task=task, attention=attention)
+        return first, wrap(pending)
+
+    controller = Controller(EngineWorker(load_fn=fake_load, analyze_fn=analyze_fn))
+    win = MainWindow(controller, QSettings(str(tmp_path / "s.ini"), QSettings.IniFormat))
+    qtbot.addWidget(win)
+    win.show()
+    return win
+
+
+def run_long(qtbot, win):
+    from tests.gui.conftest import WAIT_MS
+
+    with qtbot.waitSignal(win.controller.model_changed, timeout=WAIT_MS):
+        win.load_model("tiny-llama-long")
+    with qtbot.waitSignal(win.run_displayed, timeout=WAIT_MS,
+                          check_params_cb=lambda v: v.result.prompt == LONG) as shown:
+        win.prompt_panel.set_text(LONG)
+        win.prompt_panel.run_now()
+    return shown.args[0]
+
+
+def test_a_long_run_shows_the_last_bars_first_and_the_others_when_computed(qtbot, tmp_path):
+    """The first panels come before every position's next-token row: the last token's bars
+    are drawn at once, another token says it is still computing (and exports wait), and
+    the bars after that token appear when the worker has the rows, in the same view."""
+    import threading
+
+    from tests.gui.conftest import WAIT_MS
+
+    gate = threading.Event()
+    complete = {}
+
+    class Gated:
+        """The engine's pending rows, held back until the test opens the gate."""
+
+        def __init__(self, pending):
+            self.pending = pending
+
+        def step(self):
+            gate.wait(60)
+            return self.pending.step()
+
+        def result(self):
+            complete["result"] = self.pending.result()
+            return complete["result"]
+
+    win = window_with_pending(qtbot, tmp_path, Gated)
+    controller = win.controller
+    try:
+        view = run_long(qtbot, win)
+        first = view.result
+        panel = win.probability_panel
+        n = first.num_tokens
+        assert first.next_tokens_pending and controller.selection.token == n - 1
+        np.testing.assert_allclose(panel.bars.opts["width"], first.topk_probs[n - 1, :12], atol=1e-7)
+        assert len(panel.bars.opts["width"]) == 12
+        controller.select_token(5)
+        assert len(panel.bars.opts["width"]) == 0 and "still being computed" in panel.title.text()
+        win._ask_path = lambda *args: pytest.fail("no file dialog while the rows are computing")
+        win._export_npz()
+        assert win.banner.isVisible() and "still being computed" in win.banner.message
+        gate.set()
+        qtbot.waitUntil(lambda: not controller.view.result.next_tokens_pending, timeout=WAIT_MS)
+        assert controller.view is view and view.result is complete["result"]
+        done = view.result
+        np.testing.assert_allclose(panel.bars.opts["width"], done.topk_probs[5, :12], atol=1e-7)
+        ticks = panel.plot.getAxis("left")._tickLevels[0]
+        assert len(ticks) == 12 and "still being computed" not in panel.title.text()
+        assert f"rank {int(done.actual_next_ranks[5])}" in panel.actual.text()
+        # thumbnails still land in the view the panels hold
+        qtbot.waitUntil(lambda: view.complete(False), timeout=WAIT_MS)
+        assert not np.isnan(win.attention_panel.grid_image.image).all()
+    finally:
+        gate.set()
+        controller.shutdown()
+
+
+def test_rows_that_cannot_be_computed_are_reported(qtbot, tmp_path):
+    class Failing:
+        def __init__(self, pending):
+            self.pending = pending
+
+        def step(self):
+            raise MemoryError("no room for the logits")
+
+    win = window_with_pending(qtbot, tmp_path, Failing)
+    try:
+        view = run_long(qtbot, win)
+        qtbot.waitUntil(lambda: win.banner.isVisible(), timeout=10000)
+        assert "could not be computed" in win.banner.message
+        assert "no room for the logits" in win.banner.message
+        assert view.result.next_tokens_pending  # the last token's bars stay shown
+        assert len(win.probability_panel.bars.opts["width"]) == 12
+    finally:
+        win.controller.shutdown()

@@ -86,16 +86,15 @@ class AblationFeature(QObject):
         panel.set_shift(None)
         if self._shift_job is not None:
             self._shift_job.cancel()
-        result = view.result
         self._shift_job = self.controller.submit(
-            shift_job(result.prompt, ablation, self.controller.top_k),
-            on_done=lambda shift, r=result: self._shift_done(r, shift),
+            shift_job(view.result.prompt, ablation, self.controller.top_k),
+            on_done=lambda shift, v=view: self._shift_done(v, shift),
             on_error=self._shift_failed)
 
-    def _shift_done(self, result: Any, shift: AblationShift) -> None:
+    def _shift_done(self, view: Any, shift: AblationShift) -> None:
         self._shift_job = None
         self.shift = shift
-        if self.controller.result is result:
+        if self.controller.view is view:  # still shown (its next-token rows may have arrived since)
             self.window.probability_panel.set_shift(shift)
 
     def _shift_failed(self, message: str, cancelled: bool) -> None:

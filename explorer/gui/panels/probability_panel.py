@@ -100,6 +100,9 @@ class ProbabilityPanel(QWidget):
             return
         self.plot_widget.show()
         i = selection.token
+        if result.next_tokens_pending and i < result.num_tokens - 1:
+            self._show_pending(result, i)
+            return
         style = result.model_info.piece_style
         shown = min(self.max_bars, result.top_k)
         probs = result.topk_probs[i, :shown]
@@ -143,6 +146,18 @@ class ProbabilityPanel(QWidget):
             self.title.setText(self.title.text() + "; grey: without the ablated heads")
         self.shown_position = i
         self.shown_probs = probs
+
+    def _show_pending(self, result: RunResult, i: int) -> None:
+        """No bars yet after token ``i``: the long run's rows are still being computed."""
+        self.bars.setOpts(x0=[], y=[], width=[], brushes=[])
+        self.plot.getAxis("left").setTicks([[]])
+        piece = display_piece(result.tokens[i], result.model_info.piece_style)
+        self.title.setText(f"What the model predicts right after token #{i} "
+                           f"<code>{escape(piece)}</code>: still being computed…")
+        self.actual.setText("The bars after every position appear here in a moment "
+                            f"(those after the last token, #{result.num_tokens - 1}, are ready).")
+        self.shown_position = None
+        self.shown_probs = np.zeros(0, np.float32)
 
     def _shift_text(self, shift: AblationShift, i: int, actual_id: int | None) -> str:
         """Δp of the actual next token (the unablated top-1 after the last token) and KL."""
