@@ -83,6 +83,8 @@ class EngineWorker(QObject):
         self._layer_tiles: dict[tuple[int, bool], list[np.ndarray]] = {}  # the layer's tiles so far
         self._thumbnail_pass: dict[tuple[int, bool], int] = {}  # newest pass per run and variant
         self._pass_count = 0
+        self._rows_pending: int | None = None  # the run whose next-token rows are being filled
+        self._thumbnails_waiting: dict[tuple[int, bool], tuple[Any, int]] = {}  # until the rows are done
         self._next_thumbnail.connect(self._thumbnail_head, Qt.QueuedConnection)
         self._next_tokens_step.connect(self._fill_next_tokens, Qt.QueuedConnection)
 
@@ -158,25 +160,41 @@ class EngineWorker(QObject):
             self.run_failed.emit(request_id, describe_failure(exc))
             return
         self.run_finished.emit(request_id, view)
+        self._rows_pending = request_id if pending is not None else None
+        self._thumbnails_waiting.clear()
         if pending is not None:
             self._next_tokens_step.emit(request_id, pending)
 
     @Slot(int, object)
     def _fill_next_tokens(self, request_id: int, pending: Any) -> None:
         """One chunk of a shown run's missing next-token rows per queued event, so a map
-        request waits behind one chunk at most; ``next_tokens_ready`` when all are done."""
-        if self._is_stale(request_id):
+        request waits behind one chunk at most; ``next_tokens_ready`` when all are done.
+        The run's thumbnails start after the rows (the bars after every token come first;
+        both share this thread, so the last thumbnail is not later for it)."""
+        if self._is_stale(request_id) or self._rows_pending != request_id:
+            self._rows_done(request_id)
             return
         try:
             done = pending.step()
             result = pending.result() if done else None
         except BaseException as exc:  # noqa: BLE001
             self.next_tokens_failed.emit(request_id, describe_failure(exc))
+            self._rows_done(request_id)
             return
         if result is None:
             self._next_tokens_step.emit(request_id, pending)
-        else:
-            self.next_tokens_ready.emit(request_id, result)
+            return
+        self.next_tokens_ready.emit(request_id, result)
+        self._rows_done(request_id)
+
+    def _rows_done(self, request_id: int) -> None:
+        """Start the thumbnail passes that waited for ``request_id``'s rows."""
+        if self._rows_pending == request_id:
+            self._rows_pending = None
+        waiting, self._thumbnails_waiting = self._thumbnails_waiting, {}
+        for (run_id, hide_first), (result, layer) in waiting.items():
+            if run_id == request_id:
+                self.thumbnails(run_id, result, hide_first, layer)
 
     def cancel_job(self, job_id: int) -> None:
         """Ask a queued or running job to stop at its next check (thread-safe)."""
@@ -240,7 +258,11 @@ class EngineWorker(QObject):
         tiles emitted when its last head is done, the next head queued behind whatever else
         is waiting (a map request, a new run). A long run thus fills in layer by layer and
         a map request waits for at most one head's map, not a layer's. A new call starts a
-        new pass: events of an older pass for the same run and variant drop out."""
+        new pass: events of an older pass for the same run and variant drop out. While the
+        run's next-token rows are being filled, the pass waits for them."""
+        if self._rows_pending == run_id and not self._is_stale(run_id):
+            self._thumbnails_waiting[(run_id, hide_first)] = (result, layer)
+            return
         self._pass_count += 1
         self._thumbnail_pass[(run_id, hide_first)] = self._pass_count
         # only the newest run's buffers can still be filled

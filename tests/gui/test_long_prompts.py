@@ -293,3 +293,25 @@ def test_rows_that_cannot_be_computed_are_reported(qtbot, tmp_path):
         assert len(win.probability_panel.bars.opts["width"]) == 12
     finally:
         win.controller.shutdown()
+
+
+def test_thumbnails_start_after_every_rows_is_computed(qtbot, tmp_path):
+    """Both share the worker thread: the bars after every token come first, then the mosaic."""
+    from tests.gui.conftest import WAIT_MS
+
+    def small_steps(pending):
+        pending.chunk = 5  # hundreds of steps: interleaved, layers would land in between
+        return pending
+
+    win = window_with_pending(qtbot, tmp_path, small_steps)
+    order = []
+    worker = win.controller.worker
+    worker.next_tokens_ready.connect(lambda *a: order.append("rows"))
+    worker.thumbnails_ready.connect(lambda run, hide, layer, tiles: order.append(layer))
+    try:
+        view = run_long(qtbot, win)
+        qtbot.waitUntil(lambda: view.complete(False), timeout=WAIT_MS)
+        assert order[0] == "rows" and sorted(order[1:]) == list(range(view.layers))
+        assert not view.result.next_tokens_pending
+    finally:
+        win.controller.shutdown()
