@@ -151,7 +151,8 @@ def _analyze(
     rest = forward.rest
     if rest is not None:  # the first result gets copies: the pending rows are filled later
         topk_ids, topk_probs, topk_logits = topk_ids.copy(), topk_probs.copy(), topk_logits.copy()
-    positional = positional_table(loaded.model, info.positional_kind, num_positions := len(ids))
+    num = len(ids)
+    positional = positional_table(loaded.model, info.positional_kind, num)
     task.progress(1.0, "Done")
     result = RunResult(
         prompt=prompt,
@@ -162,7 +163,7 @@ def _analyze(
         topk_ids=topk_ids,
         topk_probs=topk_probs,
         topk_logits=topk_logits,
-        topk_tokens=_topk_tokens(loaded, topk_ids, None if rest is None else [num_positions - 1]),
+        topk_tokens=_topk_tokens(loaded, topk_ids, None if rest is None else [num - 1]),
         positional=positional,
         positional_kind=info.positional_kind,
         model_info=info,
