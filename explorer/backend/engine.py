@@ -114,7 +114,10 @@ def _analyze(
     rebuilt from queries and keys falls back to full capture, with a note in ``notes``.
     For causal models: the next-token top-k after every position (ids, probs, logits
     sorted descending), the distribution after the last token and the probability and
-    rank of the prompt's own next token. ``defer``: see ``analyze_first``.
+    rank of the prompt's own next token.
+
+    Returns the result and None, or with ``defer`` (see ``analyze_first``) possibly a
+    result with only the last position's row and the ``PendingNextTokens`` for the others.
     """
     task = task or TaskState()
     if loaded.info.encoder_decoder:  # encoder, decoder and cross stacks: backend/seq2seq.py
@@ -153,7 +156,8 @@ def _analyze(
         topk_ids, topk_probs, topk_logits = topk_ids.copy(), topk_probs.copy(), topk_logits.copy()
     num = len(ids)
     positional = positional_table(loaded.model, info.positional_kind, num)
-    task.progress(1.0, "Done")
+    task.progress(1.0 if rest is None else 0.92,
+                  "Done" if rest is None else "Next-token probabilities at every position")
     result = RunResult(
         prompt=prompt,
         token_ids=np.asarray(ids, dtype=np.int64),
@@ -201,7 +205,8 @@ def _topk_tokens(loaded: LoadedModel, topk_ids: np.ndarray,
 class PendingNextTokens:
     """What a run shown early (``analyze_first``) still has to compute: the next-token
     rows of every position but the last, a chunk of about ``STEP_LOGITS`` logits per
-    ``step``. Holds the final hidden states float32[T, hidden] until done."""
+    ``step``. Holds the model's final hidden states [T, hidden] (its dtype, on its
+    device) and the loaded model until it is dropped."""
 
     def __init__(self, first: RunResult, arrays: NextTokenArrays, loaded: LoadedModel,
                  chunk: int) -> None:
@@ -213,20 +218,25 @@ class PendingNextTokens:
 
     @property
     def done(self) -> bool:
+        """Every position's row is computed."""
         return self.arrays.done
 
     def step(self) -> bool:
         """Compute the next chunk of positions; True when every position is done."""
         started = time.perf_counter()
-        done = self.arrays.fill_next(self.chunk)
+        with self._out_of_memory_reported():
+            done = self.arrays.fill_next(self.chunk)
         self.seconds += time.perf_counter() - started
         return done
 
     def finish(self, task: TaskState | None = None) -> RunResult:
         """Compute what is left at once (in larger chunks) and return the complete result."""
+        task = task or TaskState()
         started = time.perf_counter()
-        self.arrays.fill_all(256, None if task is None else task.is_cancel_requested)
+        with self._out_of_memory_reported():
+            self.arrays.fill_all(256, task.is_cancel_requested)
         self.seconds += time.perf_counter() - started
+        task.progress(1.0, "Done")
         return self.result()
 
     def result(self) -> RunResult:
@@ -242,6 +252,10 @@ class PendingNextTokens:
             next_tokens_pending=False,
             timings={**first.timings, "next_tokens_s": self.seconds,
                      "run_s": first.timings.get("run_s", 0.0) + self.seconds})
+
+    def _out_of_memory_reported(self) -> Any:
+        return out_of_memory_reported(self._loaded.info.device, "computing the next-token "
+                                      f"probabilities of a {self.first.num_tokens}-token prompt")
 
 
 @dataclass

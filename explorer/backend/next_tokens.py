@@ -27,7 +27,7 @@ class NextTokenArrays:
     distribution; NaN / -1 at the last position).
 
     The last position is computed on construction (it is what a run shows first); the
-    others by ``fill(start, end)`` or ``fill_next(count)`` in order. Rows not computed yet
+    others by ``fill_next(count)`` (in order) or ``fill_all``. Rows not computed yet
     hold ids -1, NaN probabilities and logits, NaN / -1 for the next token.
 
     ``logits``: a tensor [T, V] or a function (start, end) -> rows [start:end] (any float
@@ -58,6 +58,7 @@ class NextTokenArrays:
 
     @property
     def done(self) -> bool:
+        """Every position's row is computed."""
         return self.filled >= self.num - 1
 
     def fill_next(self, count: int) -> bool:
@@ -73,6 +74,8 @@ class NextTokenArrays:
 
     def fill_all(self, chunk: int = 256,
                  is_cancel_requested: Callable[[], bool] | None = None) -> None:
+        """Compute every position not computed yet, ``chunk`` at a time (Cancelled between
+        chunks when ``is_cancel_requested``)."""
         while not self.done:
             if is_cancel_requested is not None and is_cancel_requested():
                 raise Cancelled("cancelled while computing next-token probabilities")

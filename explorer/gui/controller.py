@@ -111,6 +111,7 @@ class Controller(QObject):
         self._running_ablation: Ablation | None = None
         self._map_id = 0
         self._map_cache: OrderedDict[tuple[int, MapKey], tuple[RunResult, DetailMap]] = OrderedDict()
+        self.next_tokens_error: str | None = None  # the shown run's rows could not be computed
         self._pending_maps: dict[int, tuple[int, MapKey]] = {}
         self._request_id = 0
         self._load_id = 0
@@ -335,6 +336,7 @@ class Controller(QObject):
             return  # an older run finished after a newer one was requested
         self._running_id = 0
         self.view = view
+        self.next_tokens_error = None
         self.source = self._pending_source
         self.shown_ablation = self._running_ablation
         self._map_cache.clear()
@@ -363,9 +365,15 @@ class Controller(QObject):
         self.next_tokens_changed.emit(view)
 
     def _on_next_tokens_failed(self, request: int, message: str) -> None:
-        if self.view is not None and self.view.request_id == request:
-            self.error.emit("The next-token probabilities after every position could not be "
-                            f"computed ({message}); those after the last token are shown.")
+        """The shown run's remaining next-token rows failed (e.g. out of memory): say so;
+        the panels keep the last token's bars and stop promising the others."""
+        view = self.view
+        if view is None or view.request_id != request:
+            return
+        self.next_tokens_error = message
+        self.error.emit("The next-token probabilities after every position could not be "
+                        f"computed ({message}); those after the last token are shown.")
+        self.next_tokens_changed.emit(view)
 
     def _on_run_failed(self, request: int, message: str) -> None:
         if request != self._running_id:

@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
 from explorer.core.errors import ExplorerError
 from explorer.core.export import ExportContext
 from explorer.core.selection import Selection
-from explorer.core.types import ModelInfo
+from explorer.core.types import ModelInfo, RunResult
 from explorer.gui import exports, help_dialog
 from explorer.gui.controller import Controller
 from explorer.gui.freshness import Freshness
@@ -339,13 +339,17 @@ class MainWindow(QMainWindow):
             context = self.export_context()
             self._write(path, lambda: save(widget, path, context))
 
-    def _still_computing(self, result, position: int | None = None) -> bool:
+    def _still_computing(self, result: RunResult | None, position: int | None = None) -> bool:
         """True (and says so) when ``result`` lacks next-token rows an export needs
         (``position``: only that row's; None: all)."""
         if result is None or not result.next_tokens_pending or position == result.num_tokens - 1:
             return False
-        self.banner.show_message("The next-token probabilities after every position are still "
-                                 "being computed; export again in a moment.")
+        if self.controller.next_tokens_error:
+            self.banner.show_message("The next-token probabilities after every position could "
+                                     "not be computed; run the prompt again to export them.")
+        else:
+            self.banner.show_message("The next-token probabilities after every position are "
+                                     "still being computed; export again in a moment.")
         return True
 
     def _export_npz(self) -> None:
@@ -442,8 +446,9 @@ class MainWindow(QMainWindow):
         self.positional_panel.show_result(result)
 
     def _show_next_tokens(self, view: RunView) -> None:
-        """A long run's next-token rows arrived after its first panels: redraw the bars."""
-        self.probability_panel.show_result(view.result)
+        """A long run's next-token rows arrived after its first panels (or failed): redraw
+        the bars."""
+        self.probability_panel.show_result(view.result, self.controller.next_tokens_error)
         self.probability_panel.show_selection(self.controller.selection)
 
     def _show_selection(self, selection: Selection) -> None:

@@ -83,6 +83,7 @@ class EngineWorker(QObject):
         self._layer_tiles: dict[tuple[int, bool], list[np.ndarray]] = {}  # the layer's tiles so far
         self._thumbnail_pass: dict[tuple[int, bool], int] = {}  # newest pass per run and variant
         self._pass_count = 0
+        self._shown_run = 0  # the newest run handed to the GUI (run_finished)
         self._rows_pending: int | None = None  # the run whose next-token rows are being filled
         self._thumbnails_waiting: dict[tuple[int, bool], tuple[Any, int]] = {}  # until the rows are done
         self._next_thumbnail.connect(self._thumbnail_head, Qt.QueuedConnection)
@@ -160,6 +161,7 @@ class EngineWorker(QObject):
             self.run_failed.emit(request_id, describe_failure(exc))
             return
         self.run_finished.emit(request_id, view)
+        self._shown_run = request_id
         self._rows_pending = request_id if pending is not None else None
         self._thumbnails_waiting.clear()
         if pending is not None:
@@ -170,8 +172,9 @@ class EngineWorker(QObject):
         """One chunk of a shown run's missing next-token rows per queued event, so a map
         request waits behind one chunk at most; ``next_tokens_ready`` when all are done.
         The run's thumbnails start after the rows (the bars after every token come first;
-        both share this thread, so the last thumbnail is not later for it)."""
-        if self._is_stale(request_id) or self._rows_pending != request_id:
+        both share this thread, so the last thumbnail is not later for it). The rows stop
+        only when another run is shown: a newer request that fails leaves this run shown."""
+        if self._rows_pending != request_id:
             self._rows_done(request_id)
             return
         try:
@@ -236,6 +239,9 @@ class EngineWorker(QObject):
             self.run_failed.emit(request_id, describe_failure(exc))
             return
         self.run_finished.emit(request_id, view)
+        self._shown_run = request_id
+        self._rows_pending = None  # another run is shown: a pending one's rows stop
+        self._thumbnails_waiting.clear()
 
     # -- thumbnails and maps of long runs --------------------------------------------
     def stop_thumbnails(self, run_id: int, hide_first: bool) -> None:
@@ -260,7 +266,7 @@ class EngineWorker(QObject):
         a map request waits for at most one head's map, not a layer's. A new call starts a
         new pass: events of an older pass for the same run and variant drop out. While the
         run's next-token rows are being filled, the pass waits for them."""
-        if self._rows_pending == run_id and not self._is_stale(run_id):
+        if self._rows_pending == run_id:
             self._thumbnails_waiting[(run_id, hide_first)] = (result, layer)
             return
         self._pass_count += 1
@@ -282,7 +288,8 @@ class EngineWorker(QObject):
         variant = (run_id, hide_first)
         if self._thumbnail_pass.get(variant) != pass_id:
             return  # a newer pass (or run) took over; its buffer is not ours
-        if self._is_stale(run_id) or self.thumbnails_stopped(run_id, hide_first):
+        if run_id < self._shown_run or self.thumbnails_stopped(run_id, hide_first):
+            # a newer run is shown (a newer one only requested may still fail)
             self._layer_tiles.pop(variant, None)
             return
         if head == 0:

@@ -87,3 +87,31 @@ def test_a_pending_result_is_not_exported(tmp_path):
         write_probabilities_csv(first, 0, tmp_path / "p.csv")
     write_probabilities_csv(first, first.num_tokens - 1, tmp_path / "last.csv")  # ready
     assert not (tmp_path / "run.npz").exists()
+
+
+def test_one_token_and_one_big_chunk():
+    import torch
+
+    logits = torch.randn(1, 30)
+    arrays = NextTokenArrays(logits, [4], 3)
+    assert arrays.done and arrays.fill_next(10)  # nothing left: the last row is all
+    (ids, probs, _), last, p, r = arrays.arrays
+    assert ids[0, 0] == int(logits[0].argmax()) and np.isnan(p[0]) and r[0] == -1
+    logits = torch.randn(9, 30)
+    arrays = NextTokenArrays(logits, list(range(9)), 3)
+    assert arrays.fill_next(100) and arrays.filled == 8  # one chunk past the end
+    np.testing.assert_array_equal(arrays.top_ids, next_token_arrays(logits, list(range(9)), 3)[0][0])
+
+
+def test_out_of_memory_while_filling_rows_is_reported_with_advice():
+    from explorer.core.errors import DeviceMemoryError
+
+    first, rest = analyze_first(loaded("llama"), PROMPT, attention="lazy")
+
+    def no_room(start, end):
+        raise RuntimeError("CPU out of memory: tried to allocate 9 GB")
+
+    rest.arrays._rows = no_room
+    with pytest.raises(DeviceMemoryError, match="Out of memory on the CPU while computing the "
+                                                "next-token probabilities.*shorter prompt"):
+        rest.step()

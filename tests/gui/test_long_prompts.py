@@ -198,7 +198,7 @@ def window_with_pending(qtbot, tmp_path, wrap):
 
     def analyze_fn(model, prompt, top_k, task, attention="auto", ablation=None):
         first, pending = analyze_first(model, prompt, top_k=top_k, task=task, attention=attention)
-        return first, wrap(pending)
+        return first, None if pending is None else wrap(pending)
 
     controller = Controller(EngineWorker(load_fn=fake_load, analyze_fn=analyze_fn))
     win = MainWindow(controller, QSettings(str(tmp_path / "s.ini"), QSettings.IniFormat))
@@ -262,6 +262,8 @@ def test_a_long_run_shows_the_last_bars_first_and_the_others_when_computed(qtbot
         gate.set()
         qtbot.waitUntil(lambda: not controller.view.result.next_tokens_pending, timeout=WAIT_MS)
         assert controller.view is view and view.result is complete["result"]
+        key = win.attention_panel.map.current_key()
+        assert controller.detail(key) is not None  # the map cached for the first result stays
         done = view.result
         np.testing.assert_allclose(panel.bars.opts["width"], done.topk_probs[5, :12], atol=1e-7)
         ticks = panel.plot.getAxis("left")._tickLevels[0]
@@ -290,9 +292,92 @@ def test_rows_that_cannot_be_computed_are_reported(qtbot, tmp_path):
         assert "could not be computed" in win.banner.message
         assert "no room for the logits" in win.banner.message
         assert view.result.next_tokens_pending  # the last token's bars stay shown
-        assert len(win.probability_panel.bars.opts["width"]) == 12
+        panel = win.probability_panel
+        assert len(panel.bars.opts["width"]) == 12
+        win.controller.select_token(3)  # another token: no promise that never comes true
+        assert "could not be computed" in panel.title.text()
+        assert "run the prompt again" in panel.actual.text() and "moment" not in panel.actual.text()
+        win._ask_path = lambda *args: pytest.fail("no file dialog for rows that will not come")
+        win._export_npz()
+        assert "could not be computed" in win.banner.message
+        qtbot.waitUntil(lambda: view.complete(False), timeout=60000)  # thumbnails still fill
     finally:
         win.controller.shutdown()
+
+
+def gated(gate):
+    class Gated:
+        def __init__(self, pending):
+            self.pending = pending
+
+        def step(self):
+            gate.wait(60)
+            return self.pending.step()
+
+        def result(self):
+            return self.pending.result()
+
+    return Gated
+
+
+def test_a_newer_prompt_that_fails_leaves_the_long_run_to_finish(qtbot, tmp_path):
+    """A newer request marks the shown run stale; when it fails (here: past the context
+    window), the shown run stays, so its rows and thumbnails must still arrive."""
+    import threading
+
+    from tests.gui.conftest import WAIT_MS
+
+    gate = threading.Event()
+    win = window_with_pending(qtbot, tmp_path, gated(gate))
+    controller = win.controller
+    try:
+        view = run_long(qtbot, win)
+        win.prompt_panel.set_text("x" * 5000)  # 5,000 byte tokens: past the 4,096 context
+        win.prompt_panel.run_now()
+        gate.set()
+        qtbot.waitUntil(lambda: "context window" in win.banner.message, timeout=WAIT_MS)
+        qtbot.waitUntil(lambda: not view.result.next_tokens_pending, timeout=WAIT_MS)
+        assert controller.view is view
+        qtbot.waitUntil(lambda: view.complete(False), timeout=WAIT_MS)
+    finally:
+        gate.set()
+        controller.shutdown()
+
+
+def test_rows_of_a_run_no_longer_shown_stop(qtbot, tmp_path):
+    """A newer run shown while the long run's rows are pending: those rows stop and never
+    reach the new view, whose thumbnails are not held back."""
+    import threading
+
+    from tests.gui.conftest import WAIT_MS
+
+    gate = threading.Event()
+    steps = []
+
+    class Counting(gated(gate)):
+        def step(self):
+            steps.append(1)
+            return super().step()
+
+    win = window_with_pending(qtbot, tmp_path, Counting)
+    controller = win.controller
+    arrived = []
+    controller.next_tokens_changed.connect(arrived.append)
+    try:
+        run_long(qtbot, win)
+        with qtbot.waitSignal(win.run_displayed, timeout=WAIT_MS,
+                              check_params_cb=lambda v: v.result.prompt == "The cat sat"):
+            win.prompt_panel.set_text("The cat sat")
+            win.prompt_panel.run_now()
+            gate.set()
+        short = controller.view
+        assert not short.result.next_tokens_pending and short.complete(False)
+        qtbot.wait(300)
+        assert arrived == [] and len(steps) == 1  # the step in flight, then nothing more
+        assert controller.view is short
+    finally:
+        gate.set()
+        controller.shutdown()
 
 
 def test_thumbnails_start_after_every_rows_is_computed(qtbot, tmp_path):

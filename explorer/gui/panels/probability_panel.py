@@ -27,6 +27,7 @@ class ProbabilityPanel(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.result: RunResult | None = None
+        self.rows_error: str | None = None
         self.title = QLabel("Next-token probabilities")
         self.title.setTextFormat(Qt.RichText)
         self.title.setWordWrap(True)
@@ -64,8 +65,10 @@ class ProbabilityPanel(QWidget):
         self.shown_probs = np.zeros(0, np.float32)
         self.shown_base_probs = np.zeros(0, np.float32)  # NaN where the base top-k lacks it
 
-    def show_result(self, result: RunResult) -> None:
+    def show_result(self, result: RunResult, rows_error: str | None = None) -> None:
+        """``rows_error``: why a long run's pending next-token rows will not come."""
         self.result = result
+        self.rows_error = rows_error
         self.shown_position = None
 
     def set_shift(self, shift: AblationShift | None) -> None:
@@ -148,14 +151,22 @@ class ProbabilityPanel(QWidget):
         self.shown_probs = probs
 
     def _show_pending(self, result: RunResult, i: int) -> None:
-        """No bars yet after token ``i``: the long run's rows are still being computed."""
+        """No bars after token ``i``: the long run's rows are still being computed (or
+        could not be, ``rows_error``)."""
         self.bars.setOpts(x0=[], y=[], width=[], brushes=[])
         self.plot.getAxis("left").setTicks([[]])
         piece = display_piece(result.tokens[i], result.model_info.piece_style)
-        self.title.setText(f"What the model predicts right after token #{i} "
-                           f"<code>{escape(piece)}</code>: still being computed…")
-        self.actual.setText("The bars after every position appear here in a moment "
-                            f"(those after the last token, #{result.num_tokens - 1}, are ready).")
+        last = result.num_tokens - 1
+        if self.rows_error:
+            self.title.setText(f"What the model predicts right after token #{i} "
+                               f"<code>{escape(piece)}</code>: could not be computed")
+            self.actual.setText(f"{escape(self.rows_error)} Only the bars after the last token, "
+                                f"#{last}, are there; run the prompt again for the others.")
+        else:
+            self.title.setText(f"What the model predicts right after token #{i} "
+                               f"<code>{escape(piece)}</code>: still being computed…")
+            self.actual.setText("The bars after every position appear here in a moment "
+                                f"(those after the last token, #{last}, are ready).")
         self.shown_position = None
         self.shown_probs = np.zeros(0, np.float32)
 
