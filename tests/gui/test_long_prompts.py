@@ -219,6 +219,24 @@ def run_long(qtbot, win):
     return shown.args[0]
 
 
+def gated(gate):
+    """A wrapper class for the engine's pending rows that holds each step back until
+    ``gate`` is set."""
+
+    class Gated:
+        def __init__(self, pending):
+            self.pending = pending
+
+        def step(self):
+            gate.wait(60)
+            return self.pending.step()
+
+        def result(self):
+            return self.pending.result()
+
+    return Gated
+
+
 def test_a_long_run_shows_the_last_bars_first_and_the_others_when_computed(qtbot, tmp_path):
     """The first panels come before every position's next-token row: the last token's bars
     are drawn at once, another token says it is still computing (and exports wait), and
@@ -230,21 +248,12 @@ def test_a_long_run_shows_the_last_bars_first_and_the_others_when_computed(qtbot
     gate = threading.Event()
     complete = {}
 
-    class Gated:
-        """The engine's pending rows, held back until the test opens the gate."""
-
-        def __init__(self, pending):
-            self.pending = pending
-
-        def step(self):
-            gate.wait(60)
-            return self.pending.step()
-
+    class Kept(gated(gate)):
         def result(self):
-            complete["result"] = self.pending.result()
+            complete["result"] = super().result()
             return complete["result"]
 
-    win = window_with_pending(qtbot, tmp_path, Gated)
+    win = window_with_pending(qtbot, tmp_path, Kept)
     controller = win.controller
     try:
         view = run_long(qtbot, win)
@@ -303,21 +312,6 @@ def test_rows_that_cannot_be_computed_are_reported(qtbot, tmp_path):
         qtbot.waitUntil(lambda: view.complete(False), timeout=60000)  # thumbnails still fill
     finally:
         win.controller.shutdown()
-
-
-def gated(gate):
-    class Gated:
-        def __init__(self, pending):
-            self.pending = pending
-
-        def step(self):
-            gate.wait(60)
-            return self.pending.step()
-
-        def result(self):
-            return self.pending.result()
-
-    return Gated
 
 
 def test_a_newer_prompt_that_fails_leaves_the_long_run_to_finish(qtbot, tmp_path):
