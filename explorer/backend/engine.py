@@ -15,7 +15,7 @@ from explorer.backend.device import out_of_memory_reported
 from explorer.backend.introspect import positional_table
 from explorer.backend.loader import LoadedModel
 from explorer.backend.memory import check_memory
-from explorer.backend.next_tokens import NextTokenArrays, next_token_arrays
+from explorer.backend.next_tokens import NextTokenArrays
 from explorer.backend.qk_capture import NotReproducible, QueryKeyRecorder, recording
 from explorer.core.ablation import Ablation
 from explorer.core.attention import AttentionSpec, rebuild_rows, resolve_mode
@@ -27,9 +27,6 @@ DEFAULT_TOP_K = 20
 STEP_LOGITS = 1 << 22
 """Logits computed per ``PendingNextTokens.step`` (positions x vocabulary): about a tenth
 of a second on a laptop CPU, so a map request waits at most that long behind it."""
-
-__all__ = ["DEFAULT_TOP_K", "PendingNextTokens", "analyze", "analyze_first", "check_prompt",
-           "next_token_arrays", "tokenize"]
 
 
 def tokenize(loaded: LoadedModel, prompt: str) -> tuple[list[int], list[str], np.ndarray]:

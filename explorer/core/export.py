@@ -160,8 +160,7 @@ def write_attention_csv(matrix: np.ndarray, result: RunResult, path: str | Path,
 def write_probabilities_csv(result: RunResult, position: int, path: str | Path,
                             context: ExportContext | None = None) -> Path:
     """The top-k after ``position``, one row per candidate (see PROBABILITY_COLUMNS)."""
-    if position != result.num_tokens - 1:
-        result.require_next_tokens(f"write the probabilities after token #{position}")
+    result.require_next_tokens(f"write the probabilities after token #{position}", position)
     path = Path(path)
     style = result.model_info.piece_style
     actual = int(result.token_ids[position + 1]) if position + 1 < result.num_tokens else None

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from explorer.core.attention import attention_shape
+from explorer.core.map_view import MapKey, detail_map, pool_blocks
+
 
 def pooled_size(t: int, size: int) -> int:
     """Side of a T x T map after pool_max with at most ``size`` pixels."""
@@ -19,8 +22,6 @@ def pool_max(matrix: np.ndarray, size: int) -> np.ndarray:
 
     Max (not mean) keeps thin bright lines, such as a diagonal, visible in a thumbnail.
     """
-    from explorer.core.map_view import pool_blocks
-
     matrix = np.asarray(matrix, dtype=np.float32)
     block = max(1, -(-max(matrix.shape) // size))
     return matrix if block == 1 else pool_blocks(matrix, block, "max")
@@ -32,8 +33,6 @@ def head_tile(result: object, layer: int, head: int, cell: int, hide_first: bool
     ``detail_map`` at thumbnail size) and scaled by its own maximum: float32[c, c]
     (cross-attention: a rectangle padded with NaN to a square). Reads attention through
     ``head_map``, a band of rows at a time."""
-    from explorer.core.map_view import MapKey, detail_map
-
     tile = detail_map(result, MapKey(layer, head, hide_first, "max"), cell).image
     peak = float(tile.max())
     tile = tile / peak if peak > 0 else tile
@@ -47,8 +46,6 @@ def head_tile(result: object, layer: int, head: int, cell: int, hide_first: bool
 
 def layer_tiles(result: object, layer: int, cell: int, hide_first: bool = False) -> np.ndarray:
     """Every head of one layer as ``head_tile``: float32[head, c, c]."""
-    from explorer.core.attention import attention_shape
-
     _, heads = attention_shape(result)
     return np.stack([head_tile(result, layer, head, cell, hide_first) for head in range(heads)])
 

@@ -217,9 +217,15 @@ class RunResult:
     def num_tokens(self) -> int:
         return len(self.tokens)
 
-    def require_next_tokens(self, what: str) -> None:
-        """Raise ResultIncompleteError when ``what`` needs next-token rows still pending."""
-        if self.next_tokens_pending:
+    def has_next_tokens_at(self, position: int | None = None) -> bool:
+        """True when the next-token row after ``position`` (None: every row) is computed;
+        only a run shown early (``next_tokens_pending``) lacks some, all but the last."""
+        return not self.next_tokens_pending or position == self.num_tokens - 1
+
+    def require_next_tokens(self, what: str, position: int | None = None) -> None:
+        """Raise ResultIncompleteError when ``what`` needs next-token rows (after
+        ``position``; None: every row) still pending."""
+        if not self.has_next_tokens_at(position):
             raise ResultIncompleteError(
                 f"Cannot {what} yet: the next-token probabilities after every position are "
                 "still being computed. Try again in a moment.")

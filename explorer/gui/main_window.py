@@ -342,7 +342,7 @@ class MainWindow(QMainWindow):
     def _still_computing(self, result: RunResult | None, position: int | None = None) -> bool:
         """True (and says so) when ``result`` lacks next-token rows an export needs
         (``position``: only that row's; None: all)."""
-        if result is None or not result.next_tokens_pending or position == result.num_tokens - 1:
+        if result is None or result.has_next_tokens_at(position):
             return False
         if self.controller.next_tokens_error:
             self.banner.show_message("The next-token probabilities after every position could "

@@ -103,7 +103,7 @@ class ProbabilityPanel(QWidget):
             return
         self.plot_widget.show()
         i = selection.token
-        if result.next_tokens_pending and i < result.num_tokens - 1:
+        if not result.has_next_tokens_at(i):
             self._show_pending(result, i)
             return
         style = result.model_info.piece_style
