@@ -103,6 +103,48 @@ def test_the_recorder_refuses_a_mask_that_carries_a_bias():
     assert recorder.problem and "differ" in recorder.problem
 
 
+def test_the_recorder_checks_each_kind_of_layer_once_and_every_new_mask():
+    """Layers given the same mask tensor are one kind: checked once. A later layer given
+    another mask (here one carrying a bias) is checked, and refused."""
+    lm = loaded("llama")
+    attention = lm.model.model.layers[0].self_attn
+    t, d = 6, lm.info.head_dim
+    causal = torch.full((t, t), float("-inf")).triu(1)[None, None]
+    recorder = QueryKeyRecorder(3, 4, 2, d, t)
+    checked = []
+    check = recorder._verify
+    recorder._verify = lambda layer, *a: checked.append(layer) or check(layer, *a)
+    for _ in range(2):
+        recorder.attend(attention, torch.randn(1, 4, t, d), torch.randn(1, 2, t, d),
+                        torch.randn(1, 2, t, d), causal, scaling=d ** -0.5)
+    assert checked == [0] and recorder.problem is None
+    bias = -0.5 * (torch.arange(t)[:, None] - torch.arange(t)[None, :]).abs().float()
+    recorder.attend(attention, torch.randn(1, 4, t, d), torch.randn(1, 2, t, d),
+                    torch.randn(1, 2, t, d), causal + bias, scaling=d ** -0.5)
+    assert checked == [0, 2]
+    assert recorder.problem and "layer 2" in recorder.problem
+
+
+def test_gemma3_checks_its_sliding_and_full_layers_once_each():
+    lm = loaded("gemma3")
+    layers = lm.model.config.num_hidden_layers
+    kinds = []
+    check = QueryKeyRecorder._verify
+
+    def counting(self, layer, *args):
+        kinds.append(layer)
+        return check(self, layer, *args)
+
+    QueryKeyRecorder._verify = counting
+    try:
+        result = analyze(lm, PROMPT, attention="lazy")
+    finally:
+        QueryKeyRecorder._verify = check
+    windows = [spec.sliding_window for spec in result.attention_spec.layers]
+    assert len(set(windows)) == 2 and len(kinds) == 2 and layers > 2
+    assert {windows[layer] for layer in kinds} == set(windows)
+
+
 def test_cancel_stops_the_lazy_forward_within_one_layer():
     lm = loaded("llama")  # 3 layers
     ran = []
