@@ -14,7 +14,6 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QMenu,
     QMessageBox,
-    QProgressBar,
     QPushButton,
     QVBoxLayout,
     QWidget,
@@ -33,6 +32,7 @@ from explorer.gui.panels.positional_panel import PositionalPanel
 from explorer.gui.panels.probability_panel import ProbabilityPanel
 from explorer.gui.panels.prompt_panel import PromptPanel
 from explorer.gui.panels.tokens_panel import TokensPanel
+from explorer.gui.progress_bar import ProgressBar
 from explorer.gui.prompt_jobs import count_tokens_job
 from explorer.gui.run_view import RunView
 from explorer.gui.sessions import SessionManager
@@ -139,7 +139,7 @@ class MainWindow(QMainWindow):
         bar = self.statusBar()
         self.model_label = ElidedLabel("No model")
         self.model_label.setMinimumWidth(120)
-        self.progress = QProgressBar()
+        self.progress = ProgressBar()
         self.progress.setRange(0, 1000)
         self.progress.setMaximumWidth(260)
         self.progress.setTextVisible(True)

@@ -171,6 +171,10 @@ def test_the_token_strip_holds_8000_tokens_without_8000_widgets(qtbot):
     other = panel.chip_rect(7776)
     color = image.pixelColor(other.left() + 5, other.top() + 6)
     assert color.red() > 200 and color.green() < 230  # a strong positive score is red
+    panel.set_token_heat(-heat, "flipped")  # new scores: the chips' cached colours go
+    image = panel.chips.viewport().grab().toImage()
+    color = image.pixelColor(other.left() + 5, other.top() + 6)
+    assert color.blue() > 200 and color.red() < 230  # now a strong negative score: blue
 
 
 def test_a_long_run_after_a_short_one_shows_the_whole_map(qtbot, window):

@@ -10,7 +10,6 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
-    QProgressBar,
     QPushButton,
     QVBoxLayout,
     QWidget,
@@ -20,6 +19,7 @@ from explorer.core.ablation import ABLATION_MODES, Ablation, AblationScan
 from explorer.core.tokens import display_piece
 from explorer.gui.ablation.heatmap import ScanHeatmap
 from explorer.gui.plotting import escape
+from explorer.gui.progress_bar import ProgressBar
 
 NOTHING = "No heads ablated. Ctrl+click heads in the attention grid to knock them out."
 
@@ -45,7 +45,7 @@ class AblationDock(QWidget):
                                     "the selected token")
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setEnabled(False)
-        self.progress = QProgressBar()
+        self.progress = ProgressBar()
         self.progress.setRange(0, 1000)
         self.grid_box = QCheckBox("Colour the attention grid by the scan")
         self.grid_box.setEnabled(False)

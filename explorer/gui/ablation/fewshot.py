@@ -14,7 +14,6 @@ from PySide6.QtWidgets import (
     QDockWidget,
     QHBoxLayout,
     QLabel,
-    QProgressBar,
     QPushButton,
     QVBoxLayout,
     QWidget,
@@ -26,6 +25,7 @@ from explorer.core.tokens import display_piece
 from explorer.gui.ablation.heatmap import ScanHeatmap
 from explorer.gui.ablation.jobs import scan_job
 from explorer.gui.plotting import escape
+from explorer.gui.progress_bar import ProgressBar
 
 DOCK_TITLE = "Head scan for a label"
 
@@ -49,7 +49,7 @@ class LabelScan(QWidget):
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setEnabled(False)
         self.cancel_button.clicked.connect(self.cancel)
-        self.progress = QProgressBar()
+        self.progress = ProgressBar()
         self.progress.setRange(0, 1000)
         self.heatmap = ScanHeatmap()
         self.heatmap.head_clicked.connect(lambda layer, head: compare.set_head(layer, head))

@@ -13,7 +13,6 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QLabel,
-    QProgressBar,
     QPushButton,
     QTableView,
     QVBoxLayout,
@@ -26,6 +25,7 @@ from explorer.core.types import ModelInfo
 from explorer.gui.atlas import jobs
 from explorer.gui.atlas.table import HEADERS, SORT_ROLE, HeadScoresModel
 from explorer.gui.plotting import escape
+from explorer.gui.progress_bar import ProgressBar
 from explorer.gui.tool_dock import dock_showing
 
 NO_COLOUR = "thumbnails"
@@ -58,7 +58,7 @@ class AtlasPanel(QWidget):
         self.probe_button.setToolTip("Score every head on a fixed-seed sequence of random tokens "
                                      "repeated once: induction heads light up even when the "
                                      "prompt has no repeats")
-        self.progress = QProgressBar()
+        self.progress = ProgressBar()
         self.progress.setRange(0, 1000)
         self.progress.setMaximumWidth(200)
         self.cancel_button = QPushButton("Cancel")

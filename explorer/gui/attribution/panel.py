@@ -21,7 +21,6 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
-    QProgressBar,
     QPushButton,
     QSpinBox,
     QSplitter,
@@ -43,6 +42,7 @@ from explorer.core.types import RunResult
 from explorer.gui.attribution.jobs import Request, attribution_job
 from explorer.gui.attribution.views import DeletionPlot, FaithfulnessTable, RankedList, method_title
 from explorer.gui.plotting import escape
+from explorer.gui.progress_bar import ProgressBar
 from explorer.gui.run_view import RunView
 
 TARGETS = (("top1", "top-1 prediction"), ("actual", "actual next token"), ("typed", "typed token"))
@@ -99,7 +99,7 @@ class AttributionPanel(QWidget):
         self.auto.setChecked(True)
         self.auto.setToolTip("Recompute when the selected token, the target or a setting changes "
                              "(while this panel is shown)")
-        self.progress = QProgressBar()
+        self.progress = ProgressBar()
         self.progress.setRange(0, 1000)
         self.progress.setMinimumWidth(220)
         self.progress.setMaximumWidth(280)

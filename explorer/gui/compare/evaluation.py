@@ -21,7 +21,6 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
-    QProgressBar,
     QPushButton,
     QSpinBox,
     QSplitter,
@@ -36,6 +35,7 @@ from explorer.core.errors import ExplorerError
 from explorer.gui.compare.builder import BuilderPanel, _with_browse
 from explorer.gui.compare.jobs import evaluation_job
 from explorer.gui.plotting import escape
+from explorer.gui.progress_bar import ProgressBar
 
 DEFAULT_SHOTS = "0,1,2,4,8"
 TABLE_COLUMNS = ("shots", "labels", "orders", "n", "accuracy", "95% CI", "calibrated",
@@ -98,7 +98,7 @@ class EvaluationPanel(QWidget):
         self.export_button = QPushButton("Export CSV…")
         self.export_button.setEnabled(False)
         self.export_button.clicked.connect(self._export_dialog)
-        self.progress = QProgressBar()
+        self.progress = ProgressBar()
         self.progress.setRange(0, 1000)
         self.eta = QLabel("")
         self.eta.setMinimumWidth(130)

@@ -13,7 +13,6 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QMainWindow,
-    QProgressBar,
     QPushButton,
     QScrollArea,
     QSpinBox,
@@ -41,6 +40,7 @@ from explorer.gui.compare.jobs import (
 )
 from explorer.gui.compare.orders import OrderView
 from explorer.gui.plotting import escape
+from explorer.gui.progress_bar import ProgressBar
 
 DEFAULT_SHUFFLES = 5
 
@@ -76,7 +76,7 @@ class CompareWindow(QMainWindow):
         self.run_button.setToolTip("Run every column on the loaded model (F5)")
         self.run_button.clicked.connect(self.run_all)
         QShortcut(QKeySequence("F5"), self, self.run_all)
-        self.progress = QProgressBar()
+        self.progress = ProgressBar()
         self.progress.setRange(0, 1000)
         self.progress.setMaximumWidth(220)
         self.cancel_button = QPushButton("Cancel")

@@ -18,7 +18,6 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QLineEdit,
-    QProgressBar,
     QPushButton,
     QSplitter,
     QTableWidget,
@@ -39,6 +38,7 @@ from explorer.gui.plotting import (
     labels_that_fit,
     short_label,
 )
+from explorer.gui.progress_bar import ProgressBar
 from explorer.gui.tool_dock import dock_showing
 
 COLORMAP = "viridis"
@@ -89,7 +89,7 @@ class LensPanel(QWidget):
         self.status.setTextFormat(Qt.RichText)
         self.compute_button = QPushButton("Compute lens")
         self.compute_button.setToolTip("Apply the final norm and output head after every layer")
-        self.progress = QProgressBar()
+        self.progress = ProgressBar()
         self.progress.setRange(0, 1000)
         self.progress.setMaximumWidth(220)
         self.cancel_button = QPushButton("Cancel")

@@ -11,11 +11,12 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from explorer.core.selection import Selection
 from explorer.core.thumbnails import tile_at, tile_origin
 from explorer.gui.plotting import ClickableImage, highlight_rect
+from explorer.gui.progress_bar import ProgressBar
 from explorer.gui.run_view import GROUP_GAP, THUMBNAIL_GAP, RunView
 
 COLORMAP = "viridis"
@@ -60,7 +61,7 @@ class AttentionGrid(QWidget):
             image.pixel_clicked.connect(self._on_clicked)
             image.pixel_ctrl_clicked.connect(self._on_ctrl_clicked)
 
-        self.progress = QProgressBar()
+        self.progress = ProgressBar()
         self.progress.setMaximumHeight(16)
         self.progress.setTextVisible(True)
         self.cancel_button = QPushButton("Stop")
