@@ -27,11 +27,13 @@ from explorer.gui import exports, help_dialog
 from explorer.gui.controller import Controller
 from explorer.gui.freshness import Freshness
 from explorer.gui.notice_bar import ErrorBanner, NoticeBar
-from explorer.gui.panels.attention_panel import AttentionPanel
+from explorer.gui.panel_stages import PanelStages
+from explorer.gui.panels.attention_panel import PARTS, AttentionPanel
 from explorer.gui.panels.positional_panel import PositionalPanel
 from explorer.gui.panels.probability_panel import ProbabilityPanel
 from explorer.gui.panels.prompt_panel import PromptPanel
 from explorer.gui.panels.tokens_panel import TokensPanel
+from explorer.gui.plotting import settle_plots
 from explorer.gui.progress_bar import ProgressBar
 from explorer.gui.prompt_jobs import count_tokens_job
 from explorer.gui.run_view import RunView
@@ -63,6 +65,7 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("Attention Explorer")
         self.settings = settings or QSettings("AttentionExplorer", "AttentionExplorer")
         self.controller = controller or Controller()
+        self.stages = PanelStages(self)
         self.prompt_panel = PromptPanel()
         self.tokens_panel = TokensPanel()
         self.attention_panel = AttentionPanel()
@@ -335,6 +338,7 @@ class MainWindow(QMainWindow):
         default = f"{name.lower().replace(' ', '-')}.{fmt}"
         path = self._ask_path(f"Save {name} as {fmt.upper()}", default, f"{fmt.upper()} (*.{fmt})")
         if path:
+            self.stages.flush()  # the panel shows the current run, not a half-staged one
             save = exports.save_png if fmt == "png" else exports.save_svg
             context = self.export_context()
             self._write(path, lambda: save(widget, path, context))
@@ -436,31 +440,68 @@ class MainWindow(QMainWindow):
 
     # -- controller → panels -------------------------------------------------------------------
     def _show_run(self, view: RunView) -> None:
-        result = view.result
-        for note in result.notes:
+        """Each panel takes the run in its own event-loop turn (``PanelStages``); the map
+        goes first, so the worker starts on its detail while the others are drawn."""
+        for note in view.result.notes:
             self.statusBar().showMessage(note, 15000)
-        self.prompt_panel.show_result(result)
-        self.tokens_panel.show_result(result)
-        self.attention_panel.show_run(view, self.controller.selection)
-        self.probability_panel.show_result(result)
-        self.positional_panel.show_result(result)
+
+        def selection() -> Selection:
+            return self.controller.selection
+
+        def probabilities() -> None:
+            self.probability_panel.show_result(view.result, self.controller.next_tokens_error)
+            self.probability_panel.show_selection(selection())
+            settle_plots(self.probability_panel)
+
+        def tokens() -> None:
+            self.tokens_panel.show_result(view.result)
+            self.tokens_panel.show_selection(selection())
+
+        def positions() -> None:
+            self.positional_panel.show_result(view.result)
+            self.positional_panel.show_selection(selection())
+            settle_plots(self.positional_panel)
+
+        def shown() -> None:
+            if self.controller.view is view:
+                self.run_displayed.emit(view)
+
+        def attention(part: str) -> None:
+            self.attention_panel.show_run(view, selection(), (part,))
+            settle_plots(self.attention_panel.map if part == "map" else self.attention_panel.grid)
+
+        self.stages.start([
+            ("map", lambda: attention("map")),
+            ("grid", lambda: attention("grid")),
+            ("tokens", tokens),
+            ("probability", probabilities),
+            ("prompt", lambda: self.prompt_panel.show_result(view.result)),
+            ("positional", positions),
+        ], done=shown)
 
     def _show_next_tokens(self, view: RunView) -> None:
         """A long run's next-token rows arrived after its first panels (or failed): redraw
         the bars."""
+        if self.stages.pending("probability"):
+            return  # its stage reads the view's result when it runs
         self.probability_panel.show_result(view.result, self.controller.next_tokens_error)
         self.probability_panel.show_selection(self.controller.selection)
 
     def _show_selection(self, selection: Selection) -> None:
-        self.tokens_panel.show_selection(selection)
-        self.attention_panel.show_selection(selection)
-        self.probability_panel.show_selection(selection)
-        self.positional_panel.show_selection(selection)
-        if self.controller.view is not None:
+        """Panels still waiting for a run's stage take the selection with the run."""
+        for name, panel in (("tokens", self.tokens_panel), ("probability", self.probability_panel),
+                            ("positional", self.positional_panel)):
+            if not self.stages.pending(name):
+                panel.show_selection(selection)
+        parts = tuple(part for part in PARTS if not self.stages.pending(part))
+        if parts:
+            self.attention_panel.show_selection(selection, parts)
+        if self.controller.view is not None and not self.stages.busy:
             self.run_displayed.emit(self.controller.view)
 
     def _show_model(self, info: ModelInfo) -> None:
         self.prompt_panel.show_model(info)
+        self.attention_panel.show_model(info)
         gqa = f", {info.kv_heads} kv heads" if info.kv_heads != info.heads else ""
         self.model_label.setText(f"{info.name}: {info.layers} layers × {info.heads} heads{gqa}, "
                                  f"{info.positional_kind} positions · {info.device} {info.dtype}")

@@ -8,7 +8,7 @@ import math
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QPen
-from PySide6.QtWidgets import QGraphicsRectItem
+from PySide6.QtWidgets import QGraphicsRectItem, QWidget
 
 _configured = False
 
@@ -38,6 +38,16 @@ class ClickableImage(pg.ImageItem):
             ev.accept()
         else:
             super().mouseClickEvent(ev)
+
+
+def settle_plots(widget: QWidget) -> None:
+    """Let the pyqtgraph views inside ``widget`` apply their new ranges now.
+
+    A view box applies a new range (and an axis its new ticks) when the scene is about to
+    be painted; the change then asks for a second paint of the whole view. Settled before
+    Qt paints, a panel is painted once."""
+    for view in widget.findChildren(pg.GraphicsView):
+        view.scene().prepareForPaint()
 
 
 def highlight_rect(color: str, alpha: int = 60, width: float = 0.0) -> QGraphicsRectItem:

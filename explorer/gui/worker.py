@@ -119,7 +119,7 @@ class EngineWorker(QObject):
             return  # a newer load was requested before this one started
         self._cancel_load.clear()
         task = TaskState(
-            report=lambda f, m: self.load_progress.emit(request_id, f, m),
+            report=throttled(lambda f, m: self.load_progress.emit(request_id, f, m)),
             is_cancel_requested=lambda: self._cancel_load.is_set() or self._is_stale_load(request_id),
         )
         try:

@@ -5,13 +5,14 @@ import itertools
 
 import numpy as np
 import pytest
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QPointF, Qt
 from PySide6.QtGui import QFontMetrics
 from PySide6.QtWidgets import QWidget
 
 from explorer.core.attention import head_map
 from explorer.core.map_view import DIRECT_LIMIT
 from explorer.core.thumbnails import layer_tiles, tile_origin
+from explorer.gui.panels.attention_grid import UNDRAWN
 from explorer.gui.run_view import GROUP_GAP, THUMBNAIL_CELL, THUMBNAIL_GAP
 from tests.gui.conftest import load_and_run
 
@@ -26,6 +27,15 @@ def long_view(qtbot, window):
     return view
 
 
+def tile_pixel(win, view, layer: int, head: int):
+    """The colour drawn in the grid widget below the diagonal of tile (layer, head)."""
+    grid = win.attention_panel.grid
+    y, x = tile_origin(layer, head, view.cell, THUMBNAIL_GAP, GROUP_GAP, view.group_size)
+    scene = grid.grid_image.mapToScene(QPointF(x + view.cell / 4, y + 3 * view.cell / 4))
+    point = grid.grid_widget.mapFromScene(scene)
+    return grid.grid_widget.grab().toImage().pixelColor(point)
+
+
 def wait_for_thumbnails(qtbot, window):
     controller = window.controller
     qtbot.waitUntil(lambda: controller.view.complete(controller.selection.hide_first), timeout=60000)
@@ -34,13 +44,15 @@ def wait_for_thumbnails(qtbot, window):
 def test_thumbnails_stream_in_and_equal_the_pooled_maps(qtbot, window, long_view):
     assert not long_view.complete(False) or long_view.filled[False]  # not drawn all at once
     wait_for_thumbnails(qtbot, window)
-    mosaic = window.attention_panel.grid_image.image
-    assert not np.isnan(mosaic[: 3 * (long_view.cell + THUMBNAIL_GAP)]).all()
+    mosaic = window.attention_panel.grid_image.image  # what is drawn: UNDRAWN for NaN
+    assert not np.isnan(mosaic).any()
+    assert (mosaic[: 3 * (long_view.cell + THUMBNAIL_GAP)] >= 0).any()
     tiles = layer_tiles(long_view.result, 2, THUMBNAIL_CELL)  # independent core computation
     c = long_view.cell
     for head in range(4):
         y, x = tile_origin(2, head, c, THUMBNAIL_GAP, GROUP_GAP, long_view.group_size)
-        np.testing.assert_allclose(mosaic[y:y + c, x:x + c], tiles[head], atol=1e-6)
+        np.testing.assert_allclose(mosaic[y:y + c, x:x + c], np.nan_to_num(tiles[head], nan=UNDRAWN),
+                                   atol=1e-6)
     assert window.attention_panel.grid.progress.value() == 3
 
 
@@ -197,8 +209,11 @@ def window_with_pending(qtbot, tmp_path, wrap):
     from explorer.backend.engine import analyze_first
     from explorer.gui.controller import Controller
     from explorer.gui.main_window import MainWindow
+    from explorer.gui.plotting import configure_pyqtgraph
     from explorer.gui.worker import EngineWorker
     from tests.gui.conftest import fake_load
+
+    configure_pyqtgraph()  # white backgrounds, as the app and the window fixture set
 
     def analyze_fn(model, prompt, top_k, task, attention="auto", ablation=None):
         first, pending = analyze_first(model, prompt, top_k=top_k, task=task, attention=attention)
@@ -207,6 +222,7 @@ def window_with_pending(qtbot, tmp_path, wrap):
     controller = Controller(EngineWorker(load_fn=fake_load, analyze_fn=analyze_fn))
     win = MainWindow(controller, QSettings(str(tmp_path / "s.ini"), QSettings.IniFormat))
     qtbot.addWidget(win)
+    win.resize(1400, 900)  # room for the grid's tiles to be looked at
     win.show()
     return win
 
@@ -265,6 +281,7 @@ def test_a_long_run_shows_the_last_bars_first_and_the_others_when_computed(qtbot
         panel = win.probability_panel
         n = first.num_tokens
         assert first.next_tokens_pending and controller.selection.token == n - 1
+        assert tile_pixel(win, view, 1, 2).name() == "#ffffff"  # no thumbnail yet: background
         np.testing.assert_allclose(panel.bars.opts["width"], first.topk_probs[n - 1, :12], atol=1e-7)
         assert len(panel.bars.opts["width"]) == 12
         controller.select_token(5)
@@ -284,7 +301,9 @@ def test_a_long_run_shows_the_last_bars_first_and_the_others_when_computed(qtbot
         assert f"rank {int(done.actual_next_ranks[5])}" in panel.actual.text()
         # thumbnails still land in the view the panels hold
         qtbot.waitUntil(lambda: view.complete(False), timeout=WAIT_MS)
-        assert not np.isnan(win.attention_panel.grid_image.image).all()
+        assert (win.attention_panel.grid_image.image >= 0).any()
+        drawn = tile_pixel(win, view, 1, 2)  # a colour of the map (viridis: never white)
+        assert drawn.name() != "#ffffff" and drawn.alpha() == 255
     finally:
         gate.set()
         controller.shutdown()

@@ -34,6 +34,7 @@ def test_every_panel_draws_any_prompt(qtbot, window, prompt, token, hide_first, 
     window.controller.selection = selection.clamped(result.num_tokens, result.model_info)
     window._show_run(view)  # exceptions inside Qt slots fail the test (pytest-qt)
     window._show_selection(window.controller.selection)
+    window.stages.flush()  # the panels take a run one per event-loop turn: all of them now
     assert window.tokens_panel.count() == result.num_tokens
     window.grab()
 

@@ -32,6 +32,7 @@ def test_a_run_that_finishes_after_a_newer_request_is_never_shown(qtbot, window)
     window.prompt_panel.run_now()
     release_old.set()
     qtbot.waitUntil(lambda: window.controller.result.prompt.startswith("The new"), timeout=30000)
+    qtbot.waitUntil(lambda: bool(shown), timeout=30000)  # the panels draw it a few turns later
     assert finished == ["The old prompt", "The new prompt, typed while the old one ran"]
     assert shown == ["The new prompt, typed while the old one ran"]
     assert window.tokens_panel.count() == window.controller.result.num_tokens

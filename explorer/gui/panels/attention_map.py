@@ -107,6 +107,12 @@ class AttentionMap(QWidget):
         self.jump_box = QSpinBox()
         self.jump_box.setPrefix("#")
         self.jump_box.setToolTip("Jump to token: select it and centre the map on it")
+        # as wide as six digits from the start: a box that widened with the run's length
+        # widened the panel, moved its splitter, and the whole window was laid out and
+        # painted again right after the run was drawn
+        self.jump_box.setRange(0, 999_999)
+        self.jump_box.setFixedWidth(self.jump_box.sizeHint().width())
+        self.jump_box.setRange(0, 0)
         self.jump_button = QPushButton("Go")
         self.jump_button.setToolTip("Select this token and centre the view on it")
         self.reset_button = QPushButton("Whole map")
@@ -164,6 +170,9 @@ class AttentionMap(QWidget):
         for axis in ("bottom", "left"):
             self.curves_plot.getAxis(axis).enableAutoSIPrefix(False)
         self.curves_plot.getAxis("left").setStyle(maxTickLevel=0)  # few labels: the plot is short
+        # a fixed width: labels that widened the axis as the curves came in laid the plot
+        # out and painted it three times over
+        self.curves_plot.getAxis("left").setWidth(48)
         self.curves_plot.setTitle(
             f"<span style='color:{ROW_COLOR}'>row</span>: what the token attends to, by key position · "
             f"<span style='color:{COLUMN_COLOR}'>column</span>: who attends to it, by query position",

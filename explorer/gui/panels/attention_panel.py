@@ -12,9 +12,12 @@ from PySide6.QtWidgets import QSplitter, QVBoxLayout, QWidget
 
 from explorer.core.map_view import DetailMap, MapKey
 from explorer.core.selection import Selection
+from explorer.core.types import ModelInfo
 from explorer.gui.panels.attention_grid import AttentionGrid
 from explorer.gui.panels.attention_map import AttentionMap
 from explorer.gui.run_view import RunView
+
+PARTS = ("map", "grid")
 
 
 class AttentionPanel(QWidget):
@@ -113,18 +116,25 @@ class AttentionPanel(QWidget):
         self.grid.show_progress(done, total, running)
 
     # -- drawing -------------------------------------------------------------------------
-    def show_run(self, view: RunView, selection: Selection) -> None:
+    def show_model(self, info: ModelInfo) -> None:
+        self.grid.show_model(info)
+
+    def show_run(self, view: RunView, selection: Selection, parts: tuple[str, ...] = PARTS) -> None:
+        """Draw ``view``; ``parts`` ("map", "grid") lets the window hand it over one part
+        per event-loop turn (the map first: the worker starts on its detail)."""
         self.view = view
         self.selection = selection
-        if view.result.has_attention:
+        if "grid" in parts and view.result.has_attention:
             self.grid.show_run(view, selection)
-        self.map.show_run(view.result, selection)
+        if "map" in parts:
+            self.map.show_run(view.result, selection)
 
-    def show_selection(self, selection: Selection) -> None:
+    def show_selection(self, selection: Selection, parts: tuple[str, ...] = PARTS) -> None:
         self.selection = selection
-        if self.view is not None and self.view.result.has_attention:
+        if "grid" in parts and self.view is not None and self.view.result.has_attention:
             self.grid.show_selection(selection)
-        self.map.show_selection(selection)
+        if "map" in parts:
+            self.map.show_selection(selection)
 
     def selected_map(self) -> np.ndarray:
         """The exact map of the selected head or head mean (hide-first applied):

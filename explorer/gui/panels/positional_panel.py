@@ -126,7 +126,7 @@ class PositionalPanel(QWidget):
         side.addWidget(self.formula, 1)
         side_widget = QWidget()
         side_widget.setLayout(side)
-        side_widget.setMaximumWidth(360)
+        side_widget.setFixedWidth(340)  # the formula's text never moves the plots
         layout = QHBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(side_widget)

@@ -34,6 +34,8 @@ class ProbabilityPanel(QWidget):
         self.actual = QLabel("")
         self.actual.setTextFormat(Qt.RichText)
         self.actual.setWordWrap(True)
+        # two lines kept from the start: the first run's text does not shrink the bars' plot
+        self.actual.setMinimumHeight(2 * self.actual.fontMetrics().lineSpacing() + 4)
         self.plot_widget = pg.GraphicsLayoutWidget()
         self.plot = self.plot_widget.addPlot()
         self.plot.invertY(True)
