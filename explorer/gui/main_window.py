@@ -493,9 +493,11 @@ class MainWindow(QMainWindow):
                             ("positional", self.positional_panel)):
             if not self.stages.pending(name):
                 panel.show_selection(selection)
+                settle_plots(panel)
         parts = tuple(part for part in PARTS if not self.stages.pending(part))
         if parts:
             self.attention_panel.show_selection(selection, parts)
+            settle_plots(self.attention_panel)
         if self.controller.view is not None and not self.stages.busy:
             self.run_displayed.emit(self.controller.view)
 

@@ -177,8 +177,10 @@ class AttentionMap(QWidget):
             f"<span style='color:{ROW_COLOR}'>row</span>: what the token attends to, by key position · "
             f"<span style='color:{COLUMN_COLOR}'>column</span>: who attends to it, by query position",
             size="8pt")
-        self.row_curve = self.curves_plot.plot([], [], pen=pg.mkPen(ROW_COLOR, width=1.5))
-        self.column_curve = self.curves_plot.plot([], [], pen=pg.mkPen(COLUMN_COLOR, width=1.5))
+        # one-pixel pens: Qt strokes wider lines through a slow path (two 8,192-point
+        # curves took 14 ms to paint at 1.5 px, 3 ms at 1 px)
+        self.row_curve = self.curves_plot.plot([], [], pen=pg.mkPen(ROW_COLOR, width=1))
+        self.column_curve = self.curves_plot.plot([], [], pen=pg.mkPen(COLUMN_COLOR, width=1))
         self.token_line = pg.InfiniteLine(angle=90, pen=pg.mkPen("#444", style=Qt.DashLine))
         self.curves_plot.addItem(self.token_line)
         self.curves_plot.scene().sigMouseClicked.connect(self._on_curves_clicked)
