@@ -11,8 +11,8 @@ Every measurement runs in its own process (a clean peak RSS), one after another:
 - ``gui``: the real window (offscreen) with its worker thread: the time from Run until the
   tokens, the last token's bars and the selected head's map are drawn ("first panels"),
   until the bars after every token are ready (a long run computes them after its first
-  panels), until every thumbnail is drawn, how long a selection change takes to redraw (another token, and
-  another head), the longest time the GUI thread was blocked (a 5 ms heartbeat timer),
+  panels), until every thumbnail is drawn, how long a selection change takes to redraw (another token: until
+  every panel is painted, one per event-loop turn; another head: until its map is drawn), the longest time the GUI thread was blocked (a 5 ms heartbeat timer),
   and the process's peak RSS.
 
 Prints one table (markdown) of seconds and GB.
@@ -123,7 +123,8 @@ def measure_gui(tokens: int) -> dict:
     window.prompt_panel.set_text(prompt)
     window.prompt_panel.run_now()
     wait(lambda: controller.view is not None and controller.view.result.prompt == prompt
-         and panel.detail is not None and panel.detail.num_tokens == controller.view.result.num_tokens)
+         and panel.detail is not None and panel.detail.num_tokens == controller.view.result.num_tokens
+         and not window.stages.busy)  # every panel has taken the run and been painted
     first = time.perf_counter() - started
     view = controller.view
     wait(lambda: not view.result.next_tokens_pending)  # the bars after every position
@@ -133,7 +134,7 @@ def measure_gui(tokens: int) -> dict:
     t = view.result.num_tokens
     mark = time.perf_counter()
     controller.select_token(t // 2)
-    app.processEvents()
+    wait(lambda: not window.stages.busy)  # the panels are painted one per event-loop turn
     token_redraw = time.perf_counter() - mark
     mark = time.perf_counter()
     controller.select_head(controller.selection.layer + 1, 3)

@@ -72,6 +72,7 @@ class ScreenshotRun:
     def _save(self) -> None:
         QApplication.processEvents()
         self.out.parent.mkdir(parents=True, exist_ok=True)
+        self.window.stages.flush()  # every panel painted with what it holds
         if self.window.grab().save(str(self.out), "PNG"):
             print(f"saved {self.out}", file=sys.stderr)
             self.exit_code = 0

@@ -440,8 +440,9 @@ class MainWindow(QMainWindow):
 
     # -- controller → panels -------------------------------------------------------------------
     def _show_run(self, view: RunView) -> None:
-        """Each panel takes the run in its own event-loop turn (``PanelStages``); the map
-        goes first, so the worker starts on its detail while the others are drawn."""
+        """Each panel takes the run in its own event-loop turn and is painted in the next
+        (``PanelStages``); the map goes first, so the worker starts on its detail while the
+        others are drawn."""
         for note in view.result.notes:
             self.statusBar().showMessage(note, 15000)
 
@@ -470,13 +471,14 @@ class MainWindow(QMainWindow):
             self.attention_panel.show_run(view, selection(), (part,))
             settle_plots(self.attention_panel.map if part == "map" else self.attention_panel.grid)
 
+        panel = self.attention_panel
         self.stages.start([
-            ("map", lambda: attention("map")),
-            ("grid", lambda: attention("grid")),
-            ("tokens", tokens),
-            ("probability", probabilities),
-            ("prompt", lambda: self.prompt_panel.show_result(view.result)),
-            ("positional", positions),
+            ("map", lambda: attention("map"), panel.map),
+            ("grid", lambda: attention("grid"), panel.grid),
+            ("tokens", tokens, self.tokens_panel),
+            ("probability", probabilities, self.probability_panel),
+            ("prompt", lambda: self.prompt_panel.show_result(view.result), None),
+            ("positional", positions, self.positional_panel),
         ], done=shown)
 
     def _show_next_tokens(self, view: RunView) -> None:
@@ -498,6 +500,9 @@ class MainWindow(QMainWindow):
         if parts:
             self.attention_panel.show_selection(selection, parts)
             settle_plots(self.attention_panel)
+        # the panels have the selection now; they are painted one per turn
+        self.stages.paint_in_turns([self.attention_panel, self.probability_panel,
+                                    self.positional_panel, self.tokens_panel])
         if self.controller.view is not None and not self.stages.busy:
             self.run_displayed.emit(self.controller.view)
 

@@ -2,8 +2,8 @@
 
 Showing a long run touches every panel (token chips, maps, bars, positional table) and
 then paints them all. Done in one go, the window stopped answering for 0.3–0.5 s at
-2,048 tokens. Staged, each panel takes the run in its own turn and is painted before the
-next one starts, so input and timers are served in between.
+2,048 tokens. Staged, each panel takes the run in one turn and is painted in the next,
+so input and timers are served in between.
 """
 
 from __future__ import annotations
@@ -11,23 +11,27 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from PySide6.QtCore import QObject, QTimer
+from PySide6.QtWidgets import QWidget
 
-Stage = tuple[str, Callable[[], None]]
+Stage = tuple[str, Callable[[], None], QWidget | None]
+PAINT = "paint"
 
 
 class PanelStages(QObject):
     """A queue of named stages, run one per event-loop turn.
 
-    ``start`` replaces what is queued (a newer run makes the older stages moot);
-    ``pending(name)`` says whether a panel still waits for its stage; ``flush`` runs the
-    rest now (closing, exporting)."""
+    A stage that names its panel (``widget``) changes the panel with its updates off, and
+    the panel is painted in a turn of its own right after. ``start`` replaces what is
+    queued (a newer run makes the older stages moot); ``pending(name)`` says whether a
+    panel still waits for its stage; ``flush`` runs the rest now (closing, exporting)."""
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._queue: list[Stage] = []
         self._done: Callable[[], None] | None = None
+        self._frozen: list[QWidget] = []  # panels changed, not painted yet
         # a timer, not a queued call: Qt delivers posted events (the paint request among
-        # them) before timers, so each stage is painted before the next one runs
+        # them) before timers, so a panel is painted before the next stage runs
         self._timer = QTimer(self, singleShot=True, interval=0)
         self._timer.timeout.connect(self._next)
 
@@ -36,10 +40,12 @@ class PanelStages(QObject):
         return bool(self._queue)
 
     def pending(self, name: str) -> bool:
-        return any(stage == name for stage, _ in self._queue)
+        return any(stage == name for stage, _, _ in self._queue)
 
-    def start(self, stages: list[Stage], done: Callable[[], None] | None = None) -> None:
-        self._queue = list(stages)
+    def start(self, stages: list[Stage] | list[tuple[str, Callable[[], None]]],
+              done: Callable[[], None] | None = None) -> None:
+        self._thaw()  # panels of replaced stages are painted as they are
+        self._queue = [(s[0], s[1], s[2] if len(s) > 2 else None) for s in stages]  # type: ignore[misc]
         self._done = done
         self._timer.start()
 
@@ -47,15 +53,45 @@ class PanelStages(QObject):
         while self._queue:
             self._next()
 
+    def paint_in_turns(self, widgets: list[QWidget]) -> None:
+        """Paint ``widgets`` (already changed) one per turn instead of all in this one; a
+        no-op while stages run (they paint their panels themselves)."""
+        if self.busy:
+            return
+        self.start([(PAINT, self._thaw_one(widget), None) for widget in widgets])
+        for widget in widgets:
+            self._freeze(widget)
+
+    def _freeze(self, widget: QWidget) -> None:
+        if widget.updatesEnabled():
+            widget.setUpdatesEnabled(False)
+            self._frozen.append(widget)
+
+    def _thaw_one(self, widget: QWidget) -> Callable[[], None]:
+        def thaw() -> None:
+            if widget in self._frozen:
+                self._frozen.remove(widget)
+                widget.setUpdatesEnabled(True)
+        return thaw
+
+    def _thaw(self) -> None:
+        while self._frozen:
+            self._frozen.pop().setUpdatesEnabled(True)
+
     def _next(self) -> None:
         if not self._queue:
             return
-        _, run = self._queue.pop(0)
+        name, run, widget = self._queue.pop(0)
         try:
+            if widget is not None:
+                self._freeze(widget)
+                self._queue.insert(0, (PAINT, self._thaw_one(widget), None))
             run()
         finally:
             if self._queue:
                 self._timer.start()
-            elif self._done is not None:
-                done, self._done = self._done, None
-                done()
+            else:
+                self._thaw()
+                if self._done is not None:
+                    done, self._done = self._done, None
+                    done()

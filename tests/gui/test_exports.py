@@ -75,6 +75,7 @@ def test_probability_csv_has_readable_tokens_and_the_position(qtbot, window, tmp
 def test_png_has_a_caption_and_its_context_and_is_not_blank(qtbot, window, tmp_path):
     load_and_run(qtbot, window, "tiny-llama", PROMPT)
     select(window, 2, 1, 5)
+    window.stages.flush()  # as the Export menu does: panels still to be painted are painted
     panel = window.attention_panel
     path = tmp_path / "attention.png"
     assert exports.save_png(panel, path, window.export_context())

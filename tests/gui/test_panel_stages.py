@@ -65,6 +65,32 @@ def test_a_new_start_replaces_what_is_queued_and_flush_runs_the_rest(qtbot):
     assert log == ["c", "d", "done"]  # the timer finds nothing more to run
 
 
+def test_a_panel_changed_in_a_stage_is_painted_in_the_next_turn(qtbot):
+    log: list[str] = []
+    label = QLabel("old")
+    qtbot.addWidget(label)
+    label.show()
+    qtbot.waitExposed(label)
+    painted = PaintLog(log, "label")
+    label.installEventFilter(painted)
+    QApplication.processEvents()
+    log.clear()
+    stages = PanelStages()
+    stages.start([("label", lambda: label.setText("new"), label), ("other", lambda: log.append("other"))])
+    stages._next()  # the stage: the label changes with its updates off
+    assert label.text() == "new" and not label.updatesEnabled()
+    QApplication.processEvents()
+    assert "paint label" not in log
+    stages._next()  # the paint turn
+    assert label.updatesEnabled()
+    qtbot.waitUntil(lambda: "paint label" in log, timeout=5000)
+    stages.start([("again", lambda: label.setText("newer"), label)])
+    stages._next()
+    assert not label.updatesEnabled()
+    stages.start([])  # a newer run replaces the queue: the label is not left frozen
+    assert label.updatesEnabled()
+
+
 def test_a_failing_stage_does_not_stop_the_others(qtbot):
     log: list[str] = []
     stages = PanelStages()
@@ -101,10 +127,29 @@ def test_the_window_hands_a_run_over_in_turns_and_keeps_the_newest_selection(qtb
     assert window.tokens_panel.count() != n and window.stages.busy  # not drawn in one go
     controller.select_token(2)  # a click while the panels are still taking the run
     qtbot.waitUntil(lambda: bool(shown), timeout=WAIT_MS)
-    assert [name for _, name in turns] == ["map", "grid", "tokens", "probability", "prompt",
-                                           "positional"]
-    assert turns[2][0] != n and turns[3][0] == n  # the strip changed in its own turn
+    names = [name for _, name in turns]
+    assert names == ["map", "paint", "grid", "paint", "tokens", "paint", "probability", "paint",
+                     "prompt", "positional", "paint"]  # a panel is painted in its own turn
+    tokens = names.index("tokens")
+    assert turns[tokens][0] != n and turns[tokens + 1][0] == n  # the strip changed in its turn
     assert window.tokens_panel.current_token() == 2
     assert window.probability_panel.shown_position == 2
     assert window.attention_panel.map.selection.token == 2
     assert shown == [controller.view.result.prompt]
+
+
+def test_an_export_right_after_a_click_has_every_panel_painted(qtbot, window, tmp_path):
+    """A click paints the panels one per turn; exporting before the last turn still gets
+    the panel drawn (the window runs the remaining turns first)."""
+    from PySide6.QtGui import QImage
+
+    load_and_run(qtbot, window, "tiny-llama", "The cat sat on the mat")
+    window.controller.select_token(3)
+    assert window.stages.busy and not window.attention_panel.updatesEnabled()
+    path = tmp_path / "map.png"
+    window._ask_path = lambda *args: str(path)
+    window._export_image(window.attention_panel, "Attention", "png")
+    assert not window.stages.busy and window.attention_panel.updatesEnabled()
+    image = QImage(str(path))
+    colours = {image.pixel(x, y) for x in range(0, image.width(), 7) for y in range(0, image.height() // 2, 7)}
+    assert len(colours) > 20  # the maps, not a blank widget
