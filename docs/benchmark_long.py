@@ -11,9 +11,10 @@ Every measurement runs in its own process (a clean peak RSS), one after another:
 - ``gui``: the real window (offscreen) with its worker thread: the time from Run until the
   tokens, the last token's bars and the selected head's map are drawn ("first panels"),
   until the bars after every token are ready (a long run computes them after its first
-  panels), until every thumbnail is drawn, how long a selection change takes to redraw (another token: until
-  every panel is painted, one per event-loop turn; another head: until its map is drawn), the longest time the GUI thread was blocked (a 5 ms heartbeat timer),
-  and the process's peak RSS.
+  panels), until every thumbnail is drawn, how long a selection change takes to redraw
+  (another token: until every panel is painted, one per event-loop turn; another head:
+  until its map is drawn), the longest time the GUI thread was blocked (a 5 ms heartbeat
+  timer), and the process's peak RSS.
 
 Prints one table (markdown) of seconds and GB.
 """
