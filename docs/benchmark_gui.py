@@ -71,6 +71,7 @@ def selection_redraws(window, view) -> list[float]:
         started = time.perf_counter()
         window.controller.select_head((3 * i) % layers, i % heads)
         window.controller.select_token((7 * i) % view.result.num_tokens)
+        window.stages.flush()  # the panels paint one per event-loop turn: all of them now
         window.grab()
         redraws.append((time.perf_counter() - started) * 1000)
     return redraws

@@ -92,7 +92,9 @@ class QueryKeyRecorder:
         self.queries = _buffer(shape_q) if record else None
         self.keys = _buffer(shape_k) if record else None
         self.specs: list[LayerSpec | None] = [None] * layers
-        self.checked: set[tuple] = set()  # layer kinds whose rows were checked
+        # layer kinds whose rows were checked, with the mask and bias tensors they name:
+        # held, so that no later tensor can take the same address during this forward
+        self.checked: dict[tuple, tuple[Any, Any]] = {}
         self.calls = 0
         self.problem: str | None = None
 
@@ -135,7 +137,7 @@ class QueryKeyRecorder:
         kind = layer_kind(module, spec, attention_mask, kwargs)
         if kind in self.checked:
             return
-        self.checked.add(kind)
+        self.checked[kind] = (attention_mask, kwargs.get("position_bias"))
         problem = self._verify(layer, query, key, attention_mask, kwargs, spec)
         if problem:
             self.problem = problem

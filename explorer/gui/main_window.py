@@ -490,7 +490,8 @@ class MainWindow(QMainWindow):
         self.probability_panel.show_selection(self.controller.selection)
 
     def _show_selection(self, selection: Selection) -> None:
-        """Panels still waiting for a run's stage take the selection with the run."""
+        """Panels still waiting for a run's stage take the selection with the run.
+        (``run_displayed`` is emitted once per run, when its last stage is done.)"""
         for name, panel in (("tokens", self.tokens_panel), ("probability", self.probability_panel),
                             ("positional", self.positional_panel)):
             if not self.stages.pending(name):
@@ -500,11 +501,10 @@ class MainWindow(QMainWindow):
         if parts:
             self.attention_panel.show_selection(selection, parts)
             settle_plots(self.attention_panel)
-        # the panels have the selection now; they are painted one per turn
+        # the panels have the selection now; they are painted one per turn (the strip,
+        # where a click or an arrow key often comes from, with this turn)
         self.stages.paint_in_turns([self.attention_panel, self.probability_panel,
-                                    self.positional_panel, self.tokens_panel])
-        if self.controller.view is not None and not self.stages.busy:
-            self.run_displayed.emit(self.controller.view)
+                                    self.positional_panel])
 
     def _show_model(self, info: ModelInfo) -> None:
         self.prompt_panel.show_model(info)
@@ -548,5 +548,6 @@ class MainWindow(QMainWindow):
         self.settings.setValue("window/state", self.saveState(LAYOUT_VERSION))
         self.sessions.autosave_prompt()
         self.hide()  # gone at once, even if the worker needs a moment to stop
+        self.stages.cancel()
         self.controller.shutdown()
         super().closeEvent(event)

@@ -8,13 +8,19 @@ so input and timers are served in between.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from typing import NamedTuple
 
 from PySide6.QtCore import QObject, QTimer
 from PySide6.QtWidgets import QWidget
 
-Stage = tuple[str, Callable[[], None], QWidget | None]
 PAINT = "paint"
+
+
+class Stage(NamedTuple):
+    name: str
+    run: Callable[[], None]
+    widget: QWidget | None = None  # the panel the stage changes (painted in the next turn)
 
 
 class PanelStages(QObject):
@@ -23,7 +29,8 @@ class PanelStages(QObject):
     A stage that names its panel (``widget``) changes the panel with its updates off, and
     the panel is painted in a turn of its own right after. ``start`` replaces what is
     queued (a newer run makes the older stages moot); ``pending(name)`` says whether a
-    panel still waits for its stage; ``flush`` runs the rest now (closing, exporting)."""
+    panel still waits for its stage; ``flush`` runs the rest now (exporting, a
+    screenshot); ``cancel`` drops them (closing)."""
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -40,14 +47,22 @@ class PanelStages(QObject):
         return bool(self._queue)
 
     def pending(self, name: str) -> bool:
-        return any(stage == name for stage, _, _ in self._queue)
+        return any(stage.name == name for stage in self._queue)
 
-    def start(self, stages: list[Stage] | list[tuple[str, Callable[[], None]]],
-              done: Callable[[], None] | None = None) -> None:
+    def start(self, stages: Iterable[Stage | tuple], done: Callable[[], None] | None = None) -> None:
+        """Queue ``stages`` ((name, run) or (name, run, widget)) in place of what is queued;
+        ``done`` is called after the last one."""
         self._thaw()  # panels of replaced stages are painted as they are
-        self._queue = [(s[0], s[1], s[2] if len(s) > 2 else None) for s in stages]  # type: ignore[misc]
+        self._queue = [Stage(*stage) for stage in stages]
         self._done = done
         self._timer.start()
+
+    def cancel(self) -> None:
+        """Drop what is queued (``done`` is not called); frozen panels are thawed."""
+        self._timer.stop()
+        self._queue = []
+        self._done = None
+        self._thaw()
 
     def flush(self) -> None:
         while self._queue:
@@ -58,7 +73,7 @@ class PanelStages(QObject):
         no-op while stages run (they paint their panels themselves)."""
         if self.busy:
             return
-        self.start([(PAINT, self._thaw_one(widget), None) for widget in widgets])
+        self.start([Stage(PAINT, self._thaw_one(widget)) for widget in widgets])
         for widget in widgets:
             self._freeze(widget)
 
@@ -85,7 +100,7 @@ class PanelStages(QObject):
         try:
             if widget is not None:
                 self._freeze(widget)
-                self._queue.insert(0, (PAINT, self._thaw_one(widget), None))
+                self._queue.insert(0, Stage(PAINT, self._thaw_one(widget)))
             run()
         finally:
             if self._queue:

@@ -77,32 +77,54 @@ def test_a_panel_changed_in_a_stage_is_painted_in_the_next_turn(qtbot):
     log.clear()
     stages = PanelStages()
     stages.start([("label", lambda: label.setText("new"), label), ("other", lambda: log.append("other"))])
+    stages._timer.stop()  # stepped by hand below
     stages._next()  # the stage: the label changes with its updates off
+    stages._timer.stop()
     assert label.text() == "new" and not label.updatesEnabled()
     QApplication.processEvents()
     assert "paint label" not in log
+    assert stages._queue[0].name == "paint"
+    stages._timer.stop()
     stages._next()  # the paint turn
-    assert label.updatesEnabled()
+    assert label.updatesEnabled() and stages.pending("other")
     qtbot.waitUntil(lambda: "paint label" in log, timeout=5000)
     stages.start([("again", lambda: label.setText("newer"), label)])
+    stages._timer.stop()
     stages._next()
     assert not label.updatesEnabled()
     stages.start([])  # a newer run replaces the queue: the label is not left frozen
     assert label.updatesEnabled()
 
 
-def test_a_failing_stage_does_not_stop_the_others(qtbot):
+def test_a_failing_stage_does_not_stop_the_others_nor_freeze_its_panel(qtbot):
     log: list[str] = []
+    label = QLabel("old")
+    qtbot.addWidget(label)
     stages = PanelStages()
 
     def broken() -> None:
         raise RuntimeError("broken on purpose")
 
-    stages.start([("a", broken), ("b", lambda: log.append("b"))], done=lambda: log.append("done"))
+    stages.start([("a", broken, label), ("b", lambda: log.append("b"))], done=lambda: log.append("done"))
     with pytest.raises(RuntimeError):
         stages.flush()
     stages.flush()
-    assert log == ["b", "done"]
+    assert log == ["b", "done"] and label.updatesEnabled()
+
+
+def test_cancel_drops_the_stages_and_thaws_the_panels(qtbot):
+    log: list[str] = []
+    label = QLabel("old")
+    qtbot.addWidget(label)
+    stages = PanelStages()
+    stages.start([("a", lambda: log.append("a"), label), ("b", lambda: log.append("b"))],
+                 done=lambda: log.append("done"))
+    stages._timer.stop()
+    stages._next()
+    assert not label.updatesEnabled()
+    stages.cancel()
+    qtbot.wait(30)
+    assert log == ["a"] and label.updatesEnabled() and not stages.busy
 
 
 def test_the_window_hands_a_run_over_in_turns_and_keeps_the_newest_selection(qtbot, window):
@@ -135,7 +157,38 @@ def test_the_window_hands_a_run_over_in_turns_and_keeps_the_newest_selection(qtb
     assert window.tokens_panel.current_token() == 2
     assert window.probability_panel.shown_position == 2
     assert window.attention_panel.map.selection.token == 2
-    assert shown == [controller.view.result.prompt]
+    qtbot.waitUntil(lambda: not window.stages.busy, timeout=WAIT_MS)
+    qtbot.wait(50)
+    assert shown == [controller.view.result.prompt]  # once per run, not per click
+
+
+def test_a_click_sets_every_panel_at_once_and_paints_them_one_per_turn(qtbot, window):
+    load_and_run(qtbot, window, "tiny-llama", "The cat sat on the mat")
+    qtbot.waitUntil(lambda: not window.stages.busy, timeout=WAIT_MS)
+    log: list[str] = []
+    panels = {"attention": window.attention_panel.map.map_widget,
+              "probability": window.probability_panel.plot_widget,
+              "positional": window.positional_panel.plots}
+    filters = []
+    for name, widget in panels.items():
+        filters.append(PaintLog(log, name))
+        widget.viewport().installEventFilter(filters[-1])
+    window.controller.select_token(4)
+    # the data is there at once ...
+    assert window.probability_panel.shown_position == 4
+    assert window.attention_panel.map.selection.token == 4
+    assert window.positional_panel.shown_vector().size > 0
+    # ... and the panels are painted in separate turns, in order
+    turns: list[list[str]] = []
+    window.stages._timer.stop()  # stepped by hand: one turn, then what Qt paints after it
+    while window.stages.busy:
+        window.stages._next()
+        window.stages._timer.stop()
+        QApplication.processEvents()
+        turns.append(sorted({entry.split(" ", 1)[1] for entry in log}))
+        log.clear()
+    first_turn = {name: next(i for i, names in enumerate(turns) if name in names) for name in panels}
+    assert first_turn["attention"] < first_turn["probability"] < first_turn["positional"]
 
 
 def test_an_export_right_after_a_click_has_every_panel_painted(qtbot, window, tmp_path):

@@ -21,6 +21,7 @@ from explorer.gui.progress_bar import ProgressBar
 from explorer.gui.run_view import GROUP_GAP, THUMBNAIL_GAP, RunView
 
 COLORMAP = "viridis"
+SCORE_COLORMAP = "plasma"
 UNDRAWN = -1.0  # a mosaic pixel of a layer not drawn yet
 MOSAIC_LEVELS = (-1 / 256, 1.0)  # [0, 1] -> entries 1..256 of mosaic_lut, below 0 -> entry 0
 
@@ -53,7 +54,6 @@ def mosaic_lut(name: str) -> np.ndarray:
     """uint8[257, 4]: transparent, then the colour map's 256 colours."""
     colours = pg.colormap.get(name).getLookupTable(nPts=256, alpha=True)
     return np.vstack([np.zeros((1, 4), np.uint8), colours])
-SCORE_COLORMAP = "plasma"
 
 
 class AttentionGrid(QWidget):
