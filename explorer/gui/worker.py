@@ -7,6 +7,7 @@ skipped; a failed load keeps the previous model.
 
 from __future__ import annotations
 
+import gc
 import sys
 import threading
 import traceback
@@ -44,6 +45,18 @@ def describe_failure(exc: BaseException) -> str:
         return exc.message
     traceback.print_exception(exc, file=sys.stderr)
     return f"Internal error ({type(exc).__name__}): {exc}"
+
+
+def settle_long_lived_objects() -> None:
+    """Move every object alive now (the window, the loaded model, torch and transformers)
+    out of the garbage collector's sight (``gc.freeze``). A full collection walked them
+    all, 0.43-0.48 s with SmolLM2 loaded, holding the GIL: whichever thread allocated at
+    that moment, the window stopped for as long (0.4 s when a long run's next-token rows
+    were assembled at 8,192 tokens). Objects made later are collected as usual; the next
+    load unfreezes them first. Collected once before (in the worker, during the load):
+    a dropped model's reference cycles would otherwise be frozen with the rest."""
+    gc.collect()
+    gc.freeze()
 
 
 class EngineWorker(QObject):
@@ -118,6 +131,7 @@ class EngineWorker(QObject):
         if self._is_stale_load(request_id):
             return  # a newer load was requested before this one started
         self._cancel_load.clear()
+        gc.unfreeze()  # the previous model's objects can be collected once it is dropped
         task = TaskState(
             report=throttled(lambda f, m: self.load_progress.emit(request_id, f, m)),
             is_cancel_requested=lambda: self._cancel_load.is_set() or self._is_stale_load(request_id),
@@ -136,6 +150,7 @@ class EngineWorker(QObject):
         if self._is_stale_load(request_id):
             return  # superseded while loading: keep the model the GUI believes is loaded
         self._model = model
+        settle_long_lived_objects()
         self.model_loaded.emit(request_id, model.info)
 
     @Slot(int, str, int, str, object)
