@@ -28,7 +28,7 @@ MOSAIC_LEVELS = (-1 / 256, 1.0)  # [0, 1] -> entries 1..256 of mosaic_lut, below
 
 def mixes_windows(info: ModelInfo) -> bool:
     """Whether the model has both sliding-window and full layers (Gemma 3)."""
-    windows = tuple(getattr(info, "layer_windows", ()) or ())
+    windows = info.layer_windows
     return len(windows) == info.layers and len({w is None for w in windows}) == 2
 
 
@@ -133,7 +133,7 @@ class AttentionGrid(QWidget):
         self.selection = selection
         info = view.result.model_info
         mixed = mixes_windows(info)
-        windows = tuple(getattr(info, "layer_windows", ()) or ())
+        windows = info.layer_windows
 
         def layer_label(layer: int) -> str:
             if not mixed:
