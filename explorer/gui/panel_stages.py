@@ -11,10 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import NamedTuple
 
-from PySide6.QtCore import QObject, QTimer
+from PySide6.QtCore import QObject, Qt, QTimer
 from PySide6.QtWidgets import QWidget
 
 PAINT = "paint"
+TURN_MS = 1
+"""Milliseconds between turns: other timers that are due run in between."""
 
 
 class Stage(NamedTuple):
@@ -38,8 +40,12 @@ class PanelStages(QObject):
         self._done: Callable[[], None] | None = None
         self._frozen: list[QWidget] = []  # panels changed, not painted yet
         # a timer, not a queued call: Qt delivers posted events (the paint request among
-        # them) before timers, so a panel is painted before the next stage runs
-        self._timer = QTimer(self, singleShot=True, interval=0)
+        # them) before timers, so a panel is painted before the next stage runs. One
+        # millisecond, not zero: a zero timer armed in a turn whose paint followed fired
+        # right after that paint, ahead of other timers already due (the window's own
+        # timers, a heartbeat), which then waited for two turns
+        self._timer = QTimer(self, singleShot=True, interval=TURN_MS)
+        self._timer.setTimerType(Qt.TimerType.PreciseTimer)
         self._timer.timeout.connect(self._next)
 
     @property
@@ -69,11 +75,15 @@ class PanelStages(QObject):
             self._next()
 
     def paint_in_turns(self, widgets: list[QWidget]) -> None:
-        """Paint ``widgets`` (already changed) one per turn instead of all in this one; a
-        no-op while stages run (they paint their panels themselves)."""
+        """Paint ``widgets`` (already changed) one per turn, in this order, instead of all
+        in this one. While stages run, the paints go first in their queue; a widget already
+        frozen by a stage is painted by that stage's own turn."""
+        paints = [Stage(PAINT, self._thaw_one(widget)) for widget in widgets
+                  if widget.updatesEnabled()]
         if self.busy:
-            return
-        self.start([Stage(PAINT, self._thaw_one(widget)) for widget in widgets])
+            self._queue[:0] = paints
+        elif paints:
+            self.start(paints)  # (thaws nothing: no stage is running)
         for widget in widgets:
             self._freeze(widget)
 

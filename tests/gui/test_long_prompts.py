@@ -5,7 +5,7 @@ import itertools
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QPointF, Qt
+from PySide6.QtCore import QEvent, QObject, QPointF, Qt
 from PySide6.QtGui import QFontMetrics
 from PySide6.QtWidgets import QWidget
 
@@ -96,6 +96,39 @@ def test_zooming_in_draws_the_window_exactly_with_token_labels(qtbot, window, lo
     for (a, left), (b, right) in itertools.pairwise(ticks):
         apart = (b - a) * per_token
         assert apart >= (metrics.horizontalAdvance(left) + metrics.horizontalAdvance(right)) / 2
+
+
+class PaintLog(QObject):
+    def __init__(self, log: list[str], name: str) -> None:
+        super().__init__()
+        self.log, self.name = log, name
+
+    def eventFilter(self, _watched, event) -> bool:  # noqa: N802
+        if event.type() == QEvent.Paint:
+            self.log.append(f"paint {self.name}")
+        return False
+
+
+def test_a_map_from_the_worker_is_painted_in_turns_map_then_curves(qtbot, window, long_view):
+    """Its image with its axes and its curves with theirs are each a paint of 25-60 ms at
+    8,192 tokens: they take separate event-loop turns."""
+    panel, stages = window.attention_panel.map, window.stages
+    qtbot.waitUntil(lambda: not stages.busy, timeout=5000)
+    log: list[str] = []
+    filters = [PaintLog(log, "map"), PaintLog(log, "curves")]
+    panel.map_widget.viewport().installEventFilter(filters[0])
+    panel.curves_widget.viewport().installEventFilter(filters[1])
+    stages._timer.timeout.connect(lambda: log.append("turn"))
+    window.controller.detail_ready.connect(lambda _detail: log.append("detail"))
+    window.controller.select_head(1, 2)
+    assert panel.detail is None or panel.detail.key.head != 2  # computed in the worker
+    qtbot.waitUntil(lambda: panel.detail is not None and panel.detail.key.head == 2
+                    and not stages.busy, timeout=30000)
+    qtbot.wait(50)
+    after = log[log.index("detail"):]
+    assert "paint map" in after and "paint curves" in after, log
+    first_map, first_curves = after.index("paint map"), after.index("paint curves")
+    assert first_map < first_curves and "turn" in after[first_map:first_curves], after
 
 
 def test_jump_to_token_selects_and_centres(qtbot, window, long_view):

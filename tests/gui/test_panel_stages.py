@@ -3,8 +3,10 @@ next one starts."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
-from PySide6.QtCore import QEvent, QObject
+from PySide6.QtCore import QEvent, QObject, QTimer
 from PySide6.QtWidgets import QApplication, QLabel
 
 from explorer.gui.panel_stages import PanelStages
@@ -94,6 +96,73 @@ def test_a_panel_changed_in_a_stage_is_painted_in_the_next_turn(qtbot):
     assert not label.updatesEnabled()
     stages.start([])  # a newer run replaces the queue: the label is not left frozen
     assert label.updatesEnabled()
+
+
+class SlowLabel(QLabel):
+    """A panel whose paint takes a while (as a plot's does), logged."""
+
+    def __init__(self, log: list[str], name: str) -> None:
+        super().__init__("old")
+        self.log, self.name = log, name
+
+    def paintEvent(self, event) -> None:  # noqa: N802
+        self.log.append(f"paint {self.name}")
+        time.sleep(0.015)
+        super().paintEvent(event)
+
+
+def test_timers_that_are_due_run_between_a_paint_and_the_next_stage(qtbot):
+    """A heartbeat timer (any of the window's own timers) is served after each panel's
+    paint, before the next stage: a turn and the next paint never add up to one block."""
+    log: list[str] = []
+    labels = [SlowLabel(log, str(i)) for i in range(3)]
+    for label in labels:
+        qtbot.addWidget(label)
+        label.show()
+        qtbot.waitExposed(label)
+    QApplication.processEvents()
+    heartbeat = QTimer(interval=2)
+    heartbeat.timeout.connect(lambda: log.append("beat"))
+    stages = PanelStages()
+
+    def stage(i: int):
+        def run() -> None:
+            log.append(f"stage {i}")
+            time.sleep(0.02)
+            labels[i].setText(f"new {i}")
+        return str(i), run, labels[i]
+
+    heartbeat.start()
+    qtbot.wait(10)
+    log.clear()
+    stages.start([stage(0), stage(1), stage(2)], done=lambda: log.append("done"))
+    qtbot.waitUntil(lambda: "done" in log, timeout=5000)
+    heartbeat.stop()
+    for i in (1, 2):
+        between = log[log.index(f"paint {i - 1}"):log.index(f"stage {i}")]
+        assert "beat" in between, log
+
+
+def test_paints_asked_for_while_stages_run_go_first(qtbot):
+    log: list[str] = []
+    label, other = QLabel("old"), QLabel("other")
+    for widget in (label, other):
+        qtbot.addWidget(widget)
+    stages = PanelStages()
+    stages.start([("a", lambda: log.append("a"), other), ("b", lambda: log.append("b"))],
+                 done=lambda: log.append("done"))
+    stages._timer.stop()
+    stages._next()  # "a" ran: ``other`` waits for its paint turn
+    label.setText("new")
+    stages.paint_in_turns([label, other])
+    assert [stage.name for stage in stages._queue] == ["paint", "paint", "b"]  # ``other`` once
+    assert not label.updatesEnabled() and not other.updatesEnabled()
+    stages.flush()
+    assert log == ["a", "b", "done"] and label.updatesEnabled() and other.updatesEnabled()
+    stages.paint_in_turns([label])  # idle: its own queue
+    assert stages.busy and not label.updatesEnabled()
+    stages.flush()
+    assert label.updatesEnabled() and not stages.busy
 
 
 def test_a_failing_stage_does_not_stop_the_others_nor_freeze_its_panel(qtbot):
@@ -198,11 +267,12 @@ def test_an_export_right_after_a_click_has_every_panel_painted(qtbot, window, tm
 
     load_and_run(qtbot, window, "tiny-llama", "The cat sat on the mat")
     window.controller.select_token(3)
-    assert window.stages.busy and not window.attention_panel.updatesEnabled()
+    map_panel = window.attention_panel.map
+    assert window.stages.busy and not map_panel.updatesEnabled()
     path = tmp_path / "map.png"
     window._ask_path = lambda *args: str(path)
     window._export_image(window.attention_panel, "Attention", "png")
-    assert not window.stages.busy and window.attention_panel.updatesEnabled()
+    assert not window.stages.busy and map_panel.updatesEnabled()
     image = QImage(str(path))
     colours = {image.pixel(x, y) for x in range(0, image.width(), 7) for y in range(0, image.height() // 2, 7)}
     assert len(colours) > 20  # the maps, not a blank widget

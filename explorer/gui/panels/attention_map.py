@@ -49,6 +49,7 @@ from explorer.gui.plotting import (
     escape,
     highlight_rect,
     labels_that_fit,
+    lean_axes,
     position_ticks,
     short_label,
 )
@@ -169,7 +170,6 @@ class AttentionMap(QWidget):
         self.curves_plot.setMouseEnabled(x=True, y=False)
         for axis in ("bottom", "left"):
             self.curves_plot.getAxis(axis).enableAutoSIPrefix(False)
-        self.curves_plot.getAxis("left").setStyle(maxTickLevel=0)  # few labels: the plot is short
         # a fixed width: labels that widened the axis as the curves came in laid the plot
         # out and painted it three times over
         self.curves_plot.getAxis("left").setWidth(48)
@@ -184,6 +184,8 @@ class AttentionMap(QWidget):
         self.token_line = pg.InfiniteLine(angle=90, pen=pg.mkPen("#444", style=Qt.DashLine))
         self.curves_plot.addItem(self.token_line)
         self.curves_plot.scene().sigMouseClicked.connect(self._on_curves_clicked)
+        lean_axes(self.map_widget)
+        lean_axes(self.curves_widget)
 
         splitter = QSplitter(Qt.Vertical)
         splitter.addWidget(self.map_widget)
@@ -295,11 +297,13 @@ class AttentionMap(QWidget):
             self.map_image.setOpacity(0.35)  # the previous map, marked stale
             self._set_title(np.zeros(0, np.float32))
 
-    def detail_arrived(self, detail: DetailMap) -> None:
-        """A map computed in the worker; drawn if it is still the one asked for."""
+    def detail_arrived(self, detail: DetailMap) -> bool:
+        """A map computed in the worker; drawn (True) if it is still the one asked for."""
         if self.result is not None and detail.key == self.current_key() \
                 and detail.num_tokens == self.result.num_tokens:
             self.draw_detail(detail)
+            return True
+        return False
 
     def draw_detail(self, detail: DetailMap) -> None:
         assert self.result is not None

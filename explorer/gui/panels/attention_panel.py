@@ -103,8 +103,9 @@ class AttentionPanel(QWidget):
                     window: Callable[..., Any]) -> None:
         self.map.set_sources(detail, window)
 
-    def detail_arrived(self, detail: DetailMap) -> None:
-        self.map.detail_arrived(detail)
+    def detail_arrived(self, detail: DetailMap) -> bool:
+        """Draw a map from the worker if it is still the one asked for (True)."""
+        return self.map.detail_arrived(detail)
 
     def window_arrived(self, payload: tuple) -> None:
         self.map.window_arrived(payload)

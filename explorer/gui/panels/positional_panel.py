@@ -10,6 +10,7 @@ from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QVBoxLa
 from explorer.core import positional as pos
 from explorer.core.selection import Selection
 from explorer.core.types import RopeGroup, RunResult
+from explorer.gui.plotting import lean_axes
 
 VIEWS = {
     "rotary": ["cos(angle)", "sin(angle)", "angle mod 2π"],
@@ -109,6 +110,7 @@ class PositionalPanel(QWidget):
                                                   symbol="o", symbolSize=3)
         self.plots.ci.layout.setColumnStretchFactor(0, 3)
         self.plots.ci.layout.setColumnStretchFactor(1, 2)
+        lean_axes(self.plots)
         self.plots.hide()  # until the first result; the placeholder says what will appear
         self.placeholder = QLabel(PLACEHOLDER)
         self.placeholder.setObjectName("positional-placeholder")

@@ -13,7 +13,7 @@ from explorer.core.ablation import AblationShift
 from explorer.core.selection import Selection
 from explorer.core.tokens import display_piece
 from explorer.core.types import RunResult
-from explorer.gui.plotting import escape
+from explorer.gui.plotting import escape, lean_axes
 
 BAR_COLOR = "#4a90d9"
 ACTUAL_COLOR = "#f5a623"
@@ -49,6 +49,7 @@ class ProbabilityPanel(QWidget):
         self.plot.addItem(self.bars)
         self.base_bars = pg.BarGraphItem(x0=[], y=[], height=0.35, width=[], brush=BASE_COLOR)
         self.plot.addItem(self.base_bars)
+        lean_axes(self.plot_widget)
         self.shift: AblationShift | None = None
         self.selection: Selection | None = None
         layout = QVBoxLayout(self)
