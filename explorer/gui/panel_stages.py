@@ -97,6 +97,10 @@ class PanelStages(QObject):
             if widget in self._frozen:
                 self._frozen.remove(widget)
                 widget.setUpdatesEnabled(True)
+                # painted in this turn, so the next stage's timer is armed after the paint:
+                # armed before it, it came due ahead of timers that fell due during the
+                # paint, and the paint and the next stage made one block
+                widget.repaint()
         return thaw
 
     def _thaw(self) -> None:
