@@ -64,7 +64,7 @@ class Controller(QObject):
     next_tokens_changed = Signal(object)  # RunView: the shown run's next-token rows all arrived
 
     # queued requests to the worker thread
-    _run_requested = Signal(int, str, int, str, object)
+    _run_requested = Signal(int, str, int, str, object, object)
     _job_requested = Signal(int, object)
     _view_requested = Signal(int, object)
     _thumbnails_requested = Signal(int, object, bool, int)
@@ -111,6 +111,7 @@ class Controller(QObject):
         self._running_ablation: Ablation | None = None
         self._map_id = 0
         self._map_cache: OrderedDict[tuple[int, MapKey], tuple[RunResult, DetailMap]] = OrderedDict()
+        self.map_key_for: Callable[[Selection], MapKey] | None = None  # set by the window
         self.next_tokens_error: str | None = None  # the shown run's rows could not be computed
         self._pending_maps: dict[int, tuple[int, MapKey]] = {}
         self._request_id = 0
@@ -185,8 +186,17 @@ class Controller(QObject):
         self._pending_source = None
         self.running_changed.emit(True)
         self._running_ablation = self.ablation
-        self._run_requested.emit(request, prompt, self.top_k, self.attention_mode, self.ablation)
+        self._run_requested.emit(request, prompt, self.top_k, self.attention_mode, self.ablation,
+                                 self._first_map_key())
         return request
+
+    def _first_map_key(self) -> MapKey | None:
+        """The large map the window will show first for the next run (``map_key_for``, set
+        by the window, turns a selection into the key it asks for)."""
+        if self.map_key_for is None:
+            return None
+        layer, head = self._wanted_head
+        return self.map_key_for(self.selection.with_(layer=layer, head=head))
 
     def set_ablation(self, ablation: Ablation | None, rerun: bool = True) -> None:
         """Run every prompt from now on with ``ablation`` (None: the plain model); runs the

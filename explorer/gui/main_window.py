@@ -245,6 +245,7 @@ class MainWindow(QMainWindow):
         self.attention_panel.options_changed.connect(lambda o: c.set_options(**o))
         self.attention_panel.cancel_thumbnails.connect(c.cancel_thumbnails)
         self.attention_panel.set_sources(c.detail, c.window)
+        c.map_key_for = self.attention_panel.map.key_for  # the worker computes it with the run
         c.detail_ready.connect(self._show_detail)
         c.window_ready.connect(self.attention_panel.window_arrived)
         c.thumbnails_changed.connect(self.attention_panel.thumbnails_arrived)
@@ -460,8 +461,7 @@ class MainWindow(QMainWindow):
             self.tokens_panel.show_selection(selection())
 
         def positions() -> None:
-            self.positional_panel.show_result(view.result)
-            self.positional_panel.show_selection(selection())
+            self.positional_panel.show_result(view.result, selection())
             settle_plots(self.positional_panel)
 
         def shown() -> None:

@@ -100,6 +100,7 @@ class EngineWorker(QObject):
         self._pass_count = 0
         self._shown_run = 0  # the newest run handed to the GUI (run_finished)
         self._rows_pending: int | None = None  # the run whose next-token rows are being filled
+        self._prefetched: tuple[Any, Any, Any] | None = None  # (result, MapKey, DetailMap)
         self._thumbnails_waiting: dict[tuple[int, bool], tuple[Any, int]] = {}  # until the rows are done
         self._next_thumbnail.connect(self._thumbnail_head, Qt.QueuedConnection)
         self._next_tokens_step.connect(self._fill_next_tokens, Qt.QueuedConnection)
@@ -133,6 +134,7 @@ class EngineWorker(QObject):
         if self._is_stale_load(request_id):
             return  # a newer load was requested before this one started
         self._cancel_load.clear()
+        self._prefetched = None
         gc.unfreeze()  # the previous model's objects can be collected once it is dropped
         task = TaskState(
             report=throttled(lambda f, m: self.load_progress.emit(request_id, f, m)),
@@ -156,12 +158,16 @@ class EngineWorker(QObject):
         settle_long_lived_objects(collect=replaced)
         self.model_loaded.emit(request_id, model.info)
 
-    @Slot(int, str, int, str, object)
+    @Slot(int, str, int, str, object, object)
     def run(self, request_id: int, prompt: str, top_k: int, attention: str = "auto",
-            ablation: Any = None) -> None:
-        """``ablation``: a core Ablation to run with (None or empty: the plain model)."""
+            ablation: Any = None, map_key: Any = None) -> None:
+        """``ablation``: a core Ablation to run with (None or empty: the plain model).
+        ``map_key``: the large map the window will ask for first (a core MapKey): computed
+        right after the run is handed over, ahead of the next-token rows, and kept for
+        that request (``detail``)."""
         if self._is_stale(request_id):
             return
+        self._prefetched = None  # an older run's map would keep its queries and keys alive
         if self._model is None:
             self.run_failed.emit(request_id, "No model is loaded yet.")
             return
@@ -182,8 +188,24 @@ class EngineWorker(QObject):
         self._shown_run = request_id
         self._rows_pending = request_id if pending is not None else None
         self._thumbnails_waiting.clear()
+        self._prefetch_map(result, map_key)
         if pending is not None:
             self._next_tokens_step.emit(request_id, pending)
+
+    def _prefetch_map(self, result: Any, key: Any) -> None:
+        """Compute ``key``'s large map of ``result`` now, while the window hands the run to
+        its panels, when the window would ask this thread for it (its request then waits
+        for this, not behind a step of next-token rows). A failure is left to the request."""
+        from explorer.core.attention import has_attention
+        from explorer.core.map_view import cheap_enough, detail_map
+
+        self._prefetched = None
+        if key is None or not has_attention(result) or cheap_enough(result, key):
+            return
+        try:
+            self._prefetched = (result, key, detail_map(result, key))
+        except Exception:  # noqa: BLE001 - the window's own request reports it
+            self._prefetched = None
 
     @Slot(int, object)
     def _fill_next_tokens(self, request_id: int, pending: Any) -> None:
@@ -344,6 +366,10 @@ class EngineWorker(QObject):
         from explorer.core.map_view import detail_map
 
         if self._map_stale(request_id):
+            return
+        prefetched, self._prefetched = self._prefetched, None  # served once
+        if prefetched is not None and prefetched[0] is result and prefetched[1] == key:
+            self.map_ready.emit(request_id, prefetched[2])
             return
         try:
             view = detail_map(result, key)

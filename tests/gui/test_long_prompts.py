@@ -185,6 +185,46 @@ def test_a_stopped_worker_computes_no_further_layer(qtbot, long_view):
     qtbot.waitUntil(lambda: arrived == [0, 1, 2])
 
 
+def test_the_first_map_is_computed_with_the_run_ahead_of_the_rows(qtbot, monkeypatch):
+    """The worker computes the map the window will ask for right after handing the run
+    over, before it queues any next-token rows: the window's request, queued meanwhile,
+    is answered with that map (once), not after a step of rows."""
+    import explorer.core.map_view as map_view
+    from explorer.core.map_view import MapKey, detail_map
+    from explorer.gui.worker import EngineWorker
+    from tests.gui.conftest import fake_load
+
+    worker = EngineWorker(load_fn=fake_load)
+    worker.load(1, "tiny-llama-long", {})
+    views, maps, steps = [], [], []
+    worker.run_finished.connect(lambda _id, view: views.append(view))
+    worker.map_ready.connect(lambda _id, detail: maps.append(detail))
+    worker._next_tokens_step.connect(lambda *_: steps.append(bool(worker._prefetched)))
+    key = MapKey(1, 2, False, "max")
+    worker.run(5, LONG, 5, "auto", None, key)
+    result = views[0].result
+    assert result.attention_mode == "lazy" and result.next_tokens_pending
+    assert steps == [True]  # the rows were queued after the map was there
+    expected = detail_map(result, key)
+
+    def not_again(*_args, **_kwargs):
+        raise AssertionError("computed again")
+
+    monkeypatch.setattr(map_view, "detail_map", not_again)
+    worker.detail(1, result, key)  # the window's request
+    assert len(maps) == 1
+    np.testing.assert_array_equal(maps[0].image, expected.image)
+    failed = []
+    worker.map_failed.connect(lambda _id, message: failed.append(message))
+    worker.detail(2, result, key)  # kept for one request only: computed again
+    assert failed and "computed again" in failed[0]
+    monkeypatch.undo()
+    worker.run(6, LONG, 5, "auto", None, MapKey(1, 0, True, "max"))
+    assert worker._prefetched is not None
+    worker.run(7, "", 5, "auto", None, None)  # a new run (failing here) drops it first
+    assert worker._prefetched is None
+
+
 def test_the_token_strip_holds_8000_tokens_without_8000_widgets(qtbot):
     from explorer.core.selection import Selection
     from explorer.core.types import ModelInfo, RunResult

@@ -225,7 +225,10 @@ class AttentionMap(QWidget):
         return _local_source(self.result)
 
     def current_key(self) -> MapKey:
-        s = self.selection
+        return self.key_for(self.selection)
+
+    def key_for(self, s: Selection) -> MapKey:
+        """The map this panel asks for to show selection ``s``."""
         return MapKey(s.layer, None if s.head_mean else s.head, s.hide_first,
                       str(self.pooling_box.currentData()))
 

@@ -106,6 +106,7 @@ class PositionalPanel(QWidget):
         self.heat_plot.addItem(self.position_line)
         self.vector_plot = self.plots.addPlot(row=0, col=1)
         self.vector_plot.setMenuEnabled(False)
+        self.vector_plot.setLabel("bottom", "column")
         self.vector_curve = self.vector_plot.plot([], [], pen=pg.mkPen("#d0021b", width=1.5),
                                                   symbol="o", symbolSize=3)
         self.plots.ci.layout.setColumnStretchFactor(0, 3)
@@ -139,7 +140,10 @@ class PositionalPanel(QWidget):
         self.textbook_box.toggled.connect(lambda on: self.options_changed.emit({"textbook_positions": on}))
         self.table = np.zeros((0, 0), np.float32)
 
-    def show_result(self, result: RunResult) -> None:
+    def show_result(self, result: RunResult, selection: Selection | None = None) -> None:
+        """Draw ``result`` (with ``selection`` when given: drawn once, not twice)."""
+        if selection is not None:
+            self._take_selection(selection)
         kind_changed = self.result is None or self.result.positional_kind != result.positional_kind
         self.result = result
         if kind_changed:
@@ -168,16 +172,20 @@ class PositionalPanel(QWidget):
         return groups[index] if len(groups) > 1 and 0 <= index < len(groups) else None
 
     def show_selection(self, selection: Selection) -> None:
+        if self._take_selection(selection):
+            self._redraw()
+        else:
+            self._draw_position()
+
+    def _take_selection(self, selection: Selection) -> bool:
+        """Keep ``selection``; True when it switches the textbook sinusoid on or off."""
         textbook_changed = selection.textbook_positions != self.selection.textbook_positions
         self.selection = selection
         if self.textbook_box.isChecked() != selection.textbook_positions:
             self.textbook_box.blockSignals(True)
             self.textbook_box.setChecked(selection.textbook_positions)
             self.textbook_box.blockSignals(False)
-        if textbook_changed:
-            self._redraw()
-        else:
-            self._draw_position()
+        return textbook_changed
 
     def current_table(self) -> tuple[np.ndarray, str, str]:
         """(float32[position, column], column axis label, explanation)."""
@@ -224,7 +232,8 @@ class PositionalPanel(QWidget):
             self.vector_plot.setYRange(lo - 0.05 * span, hi + 0.05 * span, padding=0)
         else:
             self.heat.clear()
-        self.heat_plot.setLabel("bottom", column_label)
+        if self.heat_plot.getAxis("bottom").labelText != column_label:  # a label lays out anew
+            self.heat_plot.setLabel("bottom", column_label)
         # rescale to this result: every row and column, nothing left from a longer run
         self.heat_plot.setRange(xRange=(0, max(columns, 1)), yRange=(0, max(rows, 1)), padding=0)
         self.vector_plot.setXRange(0, max(columns - 1, 1), padding=0.02)
@@ -238,7 +247,6 @@ class PositionalPanel(QWidget):
         self.position_line.setPos(p + 0.5)
         self.vector_curve.setData(np.arange(self.table.shape[1]), self.table[p])
         self.vector_plot.setTitle(f"position {p}")
-        self.vector_plot.setLabel("bottom", "column")
 
     def shown_vector(self) -> np.ndarray:
         x, y = self.vector_curve.getData()
