@@ -67,6 +67,9 @@ class MainWindow(QMainWindow):
         self.settings = settings or QSettings("AttentionExplorer", "AttentionExplorer")
         self.controller = controller or Controller()
         self.stages = PanelStages(self)
+        # the worker's background work waits while the panels take a run (one interpreter lock)
+        self.stages.busy_changed.connect(self.controller.worker.hold_background,
+                                         Qt.ConnectionType.DirectConnection)  # thread-safe
         self.prompt_panel = PromptPanel()
         self.tokens_panel = TokensPanel()
         self.attention_panel = AttentionPanel()

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import NamedTuple
 
-from PySide6.QtCore import QObject, Qt, QTimer
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtWidgets import QWidget
 
 PAINT = "paint"
@@ -32,11 +32,15 @@ class PanelStages(QObject):
     the panel is painted in a turn of its own right after. ``start`` replaces what is
     queued (a newer run makes the older stages moot); ``pending(name)`` says whether a
     panel still waits for its stage; ``flush`` runs the rest now (exporting, a
-    screenshot); ``cancel`` drops them (closing)."""
+    screenshot); ``cancel`` drops them (closing). ``busy_changed`` says when turns start
+    and when the last one is done."""
+
+    busy_changed = Signal(bool)
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._queue: list[Stage] = []
+        self._reported_busy = False
         self._done: Callable[[], None] | None = None
         self._frozen: list[QWidget] = []  # panels changed, not painted yet
         # a timer, not a queued call: Qt delivers posted events (the paint request among
@@ -62,6 +66,7 @@ class PanelStages(QObject):
         self._queue = [Stage(*stage) for stage in stages]
         self._done = done
         self._timer.start()
+        self._report_busy()
 
     def cancel(self) -> None:
         """Drop what is queued (``done`` is not called); frozen panels are thawed."""
@@ -69,6 +74,7 @@ class PanelStages(QObject):
         self._queue = []
         self._done = None
         self._thaw()
+        self._report_busy()
 
     def flush(self) -> None:
         while self._queue:
@@ -86,6 +92,11 @@ class PanelStages(QObject):
             self.start(paints)  # (thaws nothing: no stage is running)
         for widget in widgets:
             self._freeze(widget)
+
+    def _report_busy(self) -> None:
+        if self.busy != self._reported_busy:
+            self._reported_busy = self.busy
+            self.busy_changed.emit(self.busy)
 
     def _freeze(self, widget: QWidget) -> None:
         if widget.updatesEnabled():
@@ -121,6 +132,7 @@ class PanelStages(QObject):
                 self._timer.start()
             else:
                 self._thaw()
+                self._report_busy()
                 if self._done is not None:
                     done, self._done = self._done, None
                     done()

@@ -225,6 +225,67 @@ def test_the_first_map_is_computed_with_the_run_ahead_of_the_rows(qtbot, monkeyp
     assert worker._prefetched is None
 
 
+def test_background_work_waits_while_the_window_takes_a_run(qtbot):
+    """Held (the window hands a run to its panels), a shown run's next-token rows make no
+    step and map requests are still answered; released, the rows go on. A hold that is
+    never released lets go after HOLD_LIMIT_S."""
+    import explorer.gui.worker as worker_module
+    from explorer.core.map_view import MapKey
+    from explorer.gui.worker import EngineWorker
+    from tests.gui.conftest import fake_load
+
+    worker = EngineWorker(load_fn=fake_load)
+    worker.load(1, "tiny-llama-long", {})
+    views, maps, ready = [], [], []
+    worker.run_finished.connect(lambda _id, view: views.append(view))
+    worker.map_ready.connect(lambda _id, detail: maps.append(detail))
+    worker.next_tokens_ready.connect(lambda _id, result: ready.append(result))
+    steps = []
+    original = worker._fill_next_tokens
+
+    def counting(*args):
+        steps.append(args[0])
+        original(*args)
+
+    worker._next_tokens_step.disconnect()
+    worker._next_tokens_step.connect(counting, Qt.QueuedConnection)
+    worker.hold_background(True)
+    worker.run(5, LONG, 5, "auto", None, None)
+    result = views[0].result
+    assert result.next_tokens_pending
+    pending_rows = int(np.isnan(result.actual_next_probs).sum())
+    qtbot.wait(150)
+    assert steps and not ready  # polled, no rows computed
+    worker.detail(1, result, MapKey(0, 1, False, "max"))  # maps are not held
+    assert len(maps) == 1
+    worker.hold_background(False)
+    qtbot.waitUntil(lambda: bool(ready), timeout=30000)
+    assert not ready[0].next_tokens_pending and pending_rows > 0
+    ready.clear()
+    worker.hold_background(True)  # never released: the limit lets the rows go on
+    limit = worker_module.HOLD_LIMIT_S
+    worker_module.HOLD_LIMIT_S = 0.3
+    try:
+        worker.run(6, LONG, 5, "auto", None, None)
+        qtbot.waitUntil(lambda: bool(ready), timeout=30000)
+    finally:
+        worker_module.HOLD_LIMIT_S = limit
+        worker.hold_background(False)
+
+
+def test_the_window_holds_background_work_while_its_stages_run(qtbot, window):
+    load_and_run(qtbot, window, "tiny-llama", "The cat sat on the mat")
+    worker = window.controller.worker
+    assert not worker._background_held()
+    window.stages.start([("a", lambda: None), ("b", lambda: None)])
+    assert worker._background_held()  # at once, from this thread
+    qtbot.waitUntil(lambda: not window.stages.busy, timeout=5000)
+    assert not worker._background_held()
+    window.stages.start([("a", lambda: None)])
+    window.stages.cancel()
+    assert not worker._background_held()
+
+
 def test_the_token_strip_holds_8000_tokens_without_8000_widgets(qtbot):
     from explorer.core.selection import Selection
     from explorer.core.types import ModelInfo, RunResult
