@@ -195,8 +195,21 @@ class Controller(QObject):
         by the window, turns a selection into the key it asks for)."""
         if self.map_key_for is None:
             return None
+        return self.map_key_for(self._next_run_selection(1, self.model_info))
+
+    def _next_run_selection(self, num_tokens: int, info: ModelInfo | None) -> Selection:
+        """The selection a run of ``num_tokens`` tokens of model ``info`` is shown with:
+        the layer and head asked for, the last token when following it, in bounds."""
         layer, head = self._wanted_head
-        return self.map_key_for(self.selection.with_(layer=layer, head=head))
+        selection = self.selection.with_(layer=layer, head=head)
+        if self._follow_last:
+            selection = selection.with_(token=num_tokens - 1)
+        return selection.clamped(num_tokens, info)
+
+    def hold_background(self, held: bool) -> None:
+        """Hold the worker's background work while the window hands a run to its panels
+        (thread-safe, called directly: ``EngineWorker.hold_background``)."""
+        self.worker.hold_background(held)
 
     def set_ablation(self, ablation: Ablation | None, rerun: bool = True) -> None:
         """Run every prompt from now on with ``ablation`` (None: the plain model); runs the
@@ -350,12 +363,7 @@ class Controller(QObject):
         self.source = self._pending_source
         self.shown_ablation = self._running_ablation
         self._map_cache.clear()
-        n = view.result.num_tokens
-        layer, head = self._wanted_head
-        selection = self.selection.with_(layer=layer, head=head)
-        if self._follow_last:
-            selection = selection.with_(token=n - 1)
-        self.selection = selection.clamped(n, view.result.model_info)
+        self.selection = self._next_run_selection(view.result.num_tokens, view.result.model_info)
         self.running_changed.emit(False)
         self.run_changed.emit(view)
         self.selection_changed.emit(self.selection)

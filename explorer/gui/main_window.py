@@ -68,7 +68,7 @@ class MainWindow(QMainWindow):
         self.controller = controller or Controller()
         self.stages = PanelStages(self)
         # the worker's background work waits while the panels take a run (one interpreter lock)
-        self.stages.busy_changed.connect(self.controller.worker.hold_background,
+        self.stages.busy_changed.connect(self.controller.hold_background,
                                          Qt.ConnectionType.DirectConnection)  # thread-safe
         self.prompt_panel = PromptPanel()
         self.tokens_panel = TokensPanel()

@@ -43,11 +43,9 @@ class PanelStages(QObject):
         self._reported_busy = False
         self._done: Callable[[], None] | None = None
         self._frozen: list[QWidget] = []  # panels changed, not painted yet
-        # a timer, not a queued call: Qt delivers posted events (the paint request among
-        # them) before timers, so a panel is painted before the next stage runs. One
-        # millisecond, not zero: a zero timer armed in a turn whose paint followed fired
-        # right after that paint, ahead of other timers already due (the window's own
-        # timers, a heartbeat), which then waited for two turns
+        # a timer, not a queued call, started when a turn (and its paint, see _thaw_one)
+        # is over. One millisecond, not zero: timers that fell due during the turn (the
+        # window's own timers, a heartbeat) run before the next turn
         self._timer = QTimer(self, singleShot=True, interval=TURN_MS)
         self._timer.setTimerType(Qt.TimerType.PreciseTimer)
         self._timer.timeout.connect(self._next)
@@ -82,16 +80,33 @@ class PanelStages(QObject):
 
     def paint_in_turns(self, widgets: list[QWidget]) -> None:
         """Paint ``widgets`` (already changed) one per turn, in this order, instead of all
-        in this one. While stages run, the paints go first in their queue; a widget already
-        frozen by a stage is painted by that stage's own turn."""
-        paints = [Stage(PAINT, self._thaw_one(widget)) for widget in widgets
-                  if widget.updatesEnabled()]
-        if self.busy:
-            self._queue[:0] = paints
-        elif paints:
-            self.start(paints)  # (thaws nothing: no stage is running)
-        for widget in widgets:
+        in this one. While stages run, the paints go first in their queue, or right after
+        the paint of a frozen panel that holds them (its paint would take them along)."""
+        fresh = [widget for widget in widgets if widget not in self._frozen]
+        paints = [Stage(PAINT, self._thaw_one(widget)) for widget in fresh]
+        if not self.busy:
+            if paints:
+                self.start(paints)  # (thaws nothing: no stage is running)
+        else:
+            first: list[Stage] = []
+            after: dict[int, list[Stage]] = {}  # id of a panel's paint stage -> paints
+            for paint, widget in zip(paints, fresh, strict=True):
+                holder = self._holder_paint(widget)
+                (first if holder is None else after.setdefault(id(holder), [])).append(paint)
+            queue = first
+            for stage in self._queue:
+                queue += [stage, *after.get(id(stage), [])]
+            self._queue = queue
+        for widget in fresh:
             self._freeze(widget)
+
+    def _holder_paint(self, widget: QWidget) -> Stage | None:
+        """The queued paint of a frozen panel that contains ``widget``."""
+        for stage in self._queue:
+            owner = getattr(stage.run, "widget", None)
+            if stage.name == PAINT and owner is not None and owner.isAncestorOf(widget):
+                return stage
+        return None
 
     def _report_busy(self) -> None:
         if self.busy != self._reported_busy:
@@ -99,7 +114,8 @@ class PanelStages(QObject):
             self.busy_changed.emit(self.busy)
 
     def _freeze(self, widget: QWidget) -> None:
-        if widget.updatesEnabled():
+        # frozen on its own even inside a frozen panel: thawing the panel leaves it frozen
+        if not widget.testAttribute(Qt.WidgetAttribute.WA_ForceUpdatesDisabled):
             widget.setUpdatesEnabled(False)
             self._frozen.append(widget)
 
@@ -112,6 +128,7 @@ class PanelStages(QObject):
                 # armed before it, it came due ahead of timers that fell due during the
                 # paint, and the paint and the next stage made one block
                 widget.repaint()
+        thaw.widget = widget  # type: ignore[attr-defined]  # read by _holder_paint
         return thaw
 
     def _thaw(self) -> None:

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
+from PySide6.QtCore import QObject, Qt, QThread, Signal, SignalInstance, Slot
 
 from explorer.core.errors import Cancelled, ExplorerError, UnsafeModelError
 from explorer.core.progress import TaskState, throttled
@@ -119,7 +119,8 @@ class EngineWorker(QObject):
         waits between its steps: the window is handing a run to its panels. Both threads
         share the interpreter lock, and every call the window made into Qt waited for the
         worker's Python (painting an axis took 3.6 ms alone, 17 ms beside a busy thread).
-        Maps, runs and jobs are not held; nor is anything for longer than HOLD_LIMIT_S."""
+        Maps, runs and jobs are not held. A hold (from ``held`` True until False) lets go
+        of the work after HOLD_LIMIT_S even if it is never released."""
         with self._lock:
             self._held_since = time.monotonic() if held else None
 
@@ -128,7 +129,7 @@ class EngineWorker(QObject):
             since = self._held_since
         return since is not None and time.monotonic() - since < HOLD_LIMIT_S
 
-    def _wait_for_window(self, step: Signal, *args: Any) -> bool:
+    def _wait_for_window(self, step: SignalInstance, *args: Any) -> bool:
         """True when the window holds background work: ``step`` is queued again after a
         short sleep (events queued meanwhile, such as a map request, run first)."""
         if not self._background_held():
@@ -219,7 +220,8 @@ class EngineWorker(QObject):
         self._shown_run = request_id
         self._rows_pending = request_id if pending is not None else None
         self._thumbnails_waiting.clear()
-        self._prefetch_map(result, map_key)
+        if not self._is_stale(request_id):  # a newer run waits for no map of this one
+            self._prefetch_map(result, map_key)
         if pending is not None:
             self._next_tokens_step.emit(request_id, pending)
 
@@ -231,10 +233,9 @@ class EngineWorker(QObject):
         from explorer.core.map_view import cheap_enough, detail_map
 
         self._prefetched = None
-        if key is None or not has_attention(result) or cheap_enough(result, key):
-            return
         try:
-            self._prefetched = (result, key, detail_map(result, key))
+            if key is not None and has_attention(result) and not cheap_enough(result, key):
+                self._prefetched = (result, key, detail_map(result, key))
         except Exception:  # noqa: BLE001 - the window's own request reports it
             self._prefetched = None
 
@@ -306,6 +307,7 @@ class EngineWorker(QObject):
     @Slot(int, object)
     def build_view(self, request_id: int, result: Any) -> None:
         """Precompute a RunView for a result made elsewhere (a generated sequence, a column)."""
+        self._prefetched = None  # the shown run's map would keep its queries and keys alive
         try:
             view = RunView.build(request_id, result)
         except BaseException as exc:  # noqa: BLE001

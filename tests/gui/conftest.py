@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from PySide6.QtCore import QSettings
+from PySide6.QtCore import QEvent, QObject, QSettings
 
 from explorer.core.errors import ModelLoadError, UnsafeModelError
 from tests.support import tiny_models
@@ -72,3 +72,16 @@ def drain_worker(qtbot, win) -> None:
     qtbot.waitUntil(lambda: bool(done), timeout=WAIT_MS)
     view = win.controller.view  # a long run's next-token rows come in steps after it is shown
     qtbot.waitUntil(lambda: view is None or not view.result.next_tokens_pending, timeout=WAIT_MS)
+
+
+class PaintLog(QObject):
+    """An event filter that appends ``paint <name>`` to ``log`` on every paint event."""
+
+    def __init__(self, log: list[str], name: str) -> None:
+        super().__init__()
+        self.log, self.name = log, name
+
+    def eventFilter(self, _watched, event) -> bool:  # noqa: N802
+        if event.type() == QEvent.Paint:
+            self.log.append(f"paint {self.name}")
+        return False

@@ -1,11 +1,12 @@
 """Long prompts in the window: lazy runs, streamed thumbnails, a pooled overview with exact
 zoomed windows, row/column curves, jump to token, and a token strip of thousands of chips."""
 
+import dataclasses
 import itertools
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QEvent, QObject, QPointF, Qt
+from PySide6.QtCore import QPointF, Qt
 from PySide6.QtGui import QFontMetrics
 from PySide6.QtWidgets import QWidget
 
@@ -14,7 +15,7 @@ from explorer.core.map_view import DIRECT_LIMIT
 from explorer.core.thumbnails import layer_tiles, tile_origin
 from explorer.gui.panels.attention_grid import UNDRAWN
 from explorer.gui.run_view import GROUP_GAP, THUMBNAIL_CELL, THUMBNAIL_GAP
-from tests.gui.conftest import load_and_run
+from tests.gui.conftest import PaintLog, load_and_run
 
 LONG = "The cat sat on the mat. The dog sat on the log. " * 75  # ~1,200 tokens
 
@@ -96,17 +97,6 @@ def test_zooming_in_draws_the_window_exactly_with_token_labels(qtbot, window, lo
     for (a, left), (b, right) in itertools.pairwise(ticks):
         apart = (b - a) * per_token
         assert apart >= (metrics.horizontalAdvance(left) + metrics.horizontalAdvance(right)) / 2
-
-
-class PaintLog(QObject):
-    def __init__(self, log: list[str], name: str) -> None:
-        super().__init__()
-        self.log, self.name = log, name
-
-    def eventFilter(self, _watched, event) -> bool:  # noqa: N802
-        if event.type() == QEvent.Paint:
-            self.log.append(f"paint {self.name}")
-        return False
 
 
 def test_a_map_from_the_worker_is_painted_in_turns_map_then_curves(qtbot, window, long_view):
@@ -219,13 +209,25 @@ def test_the_first_map_is_computed_with_the_run_ahead_of_the_rows(qtbot, monkeyp
     worker.detail(2, result, key)  # kept for one request only: computed again
     assert failed and "computed again" in failed[0]
     monkeypatch.undo()
+    worker.run(8, LONG, 5, "auto", None, key)
+    other = dataclasses.replace(views[-1].result)  # equal, but not the run that was shown
+    monkeypatch.setattr(map_view, "detail_map", not_again)
+    worker.detail(3, other, key)
+    assert len(failed) == 2 and len(maps) == 1  # computed for that result, not served
+    views[-1] = views[0]
+    worker.run_finished.connect(lambda *_: worker.supersede_runs(100))
+    monkeypatch.undo()
+    worker.run(9, LONG, 5, "auto", None, key)  # superseded while it is handed over
+    assert worker._prefetched is None
+    worker = EngineWorker(load_fn=fake_load)
+    worker.load(1, "tiny-llama-long", {})
     worker.run(6, LONG, 5, "auto", None, MapKey(1, 0, True, "max"))
     assert worker._prefetched is not None
     worker.run(7, "", 5, "auto", None, None)  # a new run (failing here) drops it first
     assert worker._prefetched is None
 
 
-def test_background_work_waits_while_the_window_takes_a_run(qtbot):
+def test_background_work_waits_while_the_window_takes_a_run(qtbot, monkeypatch):
     """Held (the window hands a run to its panels), a shown run's next-token rows make no
     step and map requests are still answered; released, the rows go on. A hold that is
     never released lets go after HOLD_LIMIT_S."""
@@ -240,12 +242,16 @@ def test_background_work_waits_while_the_window_takes_a_run(qtbot):
     worker.run_finished.connect(lambda _id, view: views.append(view))
     worker.map_ready.connect(lambda _id, detail: maps.append(detail))
     worker.next_tokens_ready.connect(lambda _id, result: ready.append(result))
-    steps = []
+    polls, computed = [], []
     original = worker._fill_next_tokens
 
-    def counting(*args):
-        steps.append(args[0])
-        original(*args)
+    def counting(request_id, pending):
+        polls.append(request_id)
+        if not hasattr(pending, "counted"):
+            step = pending.step
+            pending.step = lambda: computed.append(request_id) or step()
+            pending.counted = True
+        original(request_id, pending)
 
     worker._next_tokens_step.disconnect()
     worker._next_tokens_step.connect(counting, Qt.QueuedConnection)
@@ -255,22 +261,19 @@ def test_background_work_waits_while_the_window_takes_a_run(qtbot):
     assert result.next_tokens_pending
     pending_rows = int(np.isnan(result.actual_next_probs).sum())
     qtbot.wait(150)
-    assert steps and not ready  # polled, no rows computed
+    assert len(polls) > 3 and computed == [] and not ready  # polled, no rows computed
     worker.detail(1, result, MapKey(0, 1, False, "max"))  # maps are not held
     assert len(maps) == 1
     worker.hold_background(False)
     qtbot.waitUntil(lambda: bool(ready), timeout=30000)
     assert not ready[0].next_tokens_pending and pending_rows > 0
     ready.clear()
+    assert computed  # the rows were computed once released
+    monkeypatch.setattr(worker_module, "HOLD_LIMIT_S", 0.3)
     worker.hold_background(True)  # never released: the limit lets the rows go on
-    limit = worker_module.HOLD_LIMIT_S
-    worker_module.HOLD_LIMIT_S = 0.3
-    try:
-        worker.run(6, LONG, 5, "auto", None, None)
-        qtbot.waitUntil(lambda: bool(ready), timeout=30000)
-    finally:
-        worker_module.HOLD_LIMIT_S = limit
-        worker.hold_background(False)
+    worker.run(6, LONG, 5, "auto", None, None)
+    qtbot.waitUntil(lambda: bool(ready), timeout=30000)
+    worker.hold_background(False)
 
 
 def test_the_window_holds_background_work_while_its_stages_run(qtbot, window):

@@ -6,22 +6,11 @@ from __future__ import annotations
 import time
 
 import pytest
-from PySide6.QtCore import QEvent, QObject, QTimer
-from PySide6.QtWidgets import QApplication, QLabel
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication, QLabel, QWidget
 
 from explorer.gui.panel_stages import PanelStages
-from tests.gui.conftest import WAIT_MS, load_and_run
-
-
-class PaintLog(QObject):
-    def __init__(self, log: list[str], name: str) -> None:
-        super().__init__()
-        self.log, self.name = log, name
-
-    def eventFilter(self, _watched, event) -> bool:  # noqa: N802
-        if event.type() == QEvent.Paint:
-            self.log.append(f"paint {self.name}")
-        return False
+from tests.gui.conftest import WAIT_MS, PaintLog, load_and_run
 
 
 def test_each_stage_is_painted_before_the_next_one_runs(qtbot):
@@ -163,6 +152,43 @@ def test_paints_asked_for_while_stages_run_go_first(qtbot):
     assert stages.busy and not label.updatesEnabled()
     stages.flush()
     assert label.updatesEnabled() and not stages.busy
+
+
+def test_parts_of_a_panel_waiting_for_its_paint_are_painted_after_it_in_turns_of_their_own(qtbot):
+    """A map that arrives while its panel still waits for its paint turn: the panel is
+    painted, then each part in a turn of its own (not all in the panel's paint)."""
+    log: list[str] = []
+    panel = QWidget()
+    parts = [QLabel("part 0", panel), QLabel("part 1", panel)]
+    parts[1].move(0, 30)
+    qtbot.addWidget(panel)
+    panel.show()
+    qtbot.waitExposed(panel)
+    filters = [PaintLog(log, "panel"), PaintLog(log, "0"), PaintLog(log, "1")]
+    for widget, paint_filter in zip([panel, *parts], filters, strict=True):
+        widget.installEventFilter(paint_filter)
+    QApplication.processEvents()
+    stages = PanelStages()
+    stages.start([("panel", lambda: None, panel), ("other", lambda: log.append("other"))])
+    stages._timer.stop()
+    stages._next()  # the panel's stage ran: its paint is next
+    parts[0].setText("new 0")
+    parts[1].setText("new 1")
+    stages.paint_in_turns(parts)
+    assert [stage.name for stage in stages._queue] == ["paint", "paint", "paint", "other"]
+    log.clear()
+    turns = []
+    while stages.busy:
+        stages._timer.stop()
+        stages._next()
+        QApplication.processEvents()
+        turns.append(sorted(set(log)))
+        log.clear()
+    # (a part's paint repaints the panel's background under it: "paint panel" again)
+    assert turns[0] == ["paint panel"]
+    assert "paint 0" in turns[1] and "paint 1" not in turns[1]
+    assert "paint 1" in turns[2] and "paint 0" not in turns[2]
+    assert turns[3] == ["other"]
 
 
 def test_a_failing_stage_does_not_stop_the_others_nor_freeze_its_panel(qtbot):
