@@ -153,6 +153,20 @@ def test_textbook_sinusoid_switch(qtbot, window):
     assert panel.table.shape == (view.result.num_tokens, view.result.model_info.hidden_size)
 
 
+def test_a_run_draws_the_positional_vector_once_at_the_selected_token(qtbot, window):
+    load_and_run(qtbot, window, "tiny-llama", PROMPT)
+    panel = window.positional_panel
+    drawn = []
+    original = panel.vector_curve.setData
+    panel.vector_curve.setData = lambda *args, **kwargs: (drawn.append(args), original(*args, **kwargs))
+    window.controller.select_token(3)
+    view = load_and_run(qtbot, window, "tiny-llama", PROMPT + " Again.")
+    assert len(drawn) == 2  # the click, then the run: once, not again for its selection
+    token = window.controller.selection.token
+    np.testing.assert_allclose(panel.shown_vector(), panel.table[token])
+    assert panel.table.shape[0] == view.result.num_tokens
+
+
 def test_encoder_has_no_bars(qtbot, window):
     load_and_run(qtbot, window, "tiny-bert", "the cat sat on the mat")
     assert "encoder" in window.probability_panel.title.text()
