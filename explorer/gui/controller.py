@@ -195,6 +195,7 @@ class Controller(QObject):
         by the window, turns a selection into the key it asks for)."""
         if self.map_key_for is None:
             return None
+        # the run's length is not known yet: it moves only the token, which no key holds
         return self.map_key_for(self._next_run_selection(1, self.model_info))
 
     def _next_run_selection(self, num_tokens: int, info: ModelInfo | None) -> Selection:

@@ -504,25 +504,20 @@ class MainWindow(QMainWindow):
     def _show_selection(self, selection: Selection) -> None:
         """Panels still waiting for a run's stage take the selection with the run.
         (``run_displayed`` is emitted once per run, when its last stage is done.)"""
+        taken: list[QWidget] = []  # panels that have the run, painted in turns below
         for name, panel in (("tokens", self.tokens_panel), ("probability", self.probability_panel),
                             ("positional", self.positional_panel)):
             if not self.stages.pending(name):
                 panel.show_selection(selection)
                 settle_plots(panel)
+                if panel is not self.tokens_panel:  # the strip (where a click or an arrow
+                    taken.append(panel)  # key often comes from) is painted with this turn
         parts = tuple(part for part in PARTS if not self.stages.pending(part))
         if parts:
             self.attention_panel.show_selection(selection, parts)
             settle_plots(self.attention_panel)
-        # the panels have the selection now; they are painted one per turn (the strip,
-        # where a click or an arrow key often comes from, with this turn), those still
-        # waiting for their stage when it has run
-        attention = self.attention_panel
-        painted = [attention.map if "map" in parts else None,
-                   attention.grid if "grid" in parts else None,
-                   *(None if self.stages.pending(name) else panel
-                     for name, panel in (("probability", self.probability_panel),
-                                         ("positional", self.positional_panel)))]
-        self.stages.paint_in_turns([panel for panel in painted if panel is not None])
+        attention = {"map": self.attention_panel.map, "grid": self.attention_panel.grid}
+        self.stages.paint_in_turns([attention[part] for part in parts] + taken)
 
     def _show_model(self, info: ModelInfo) -> None:
         self.prompt_panel.show_model(info)

@@ -7,6 +7,7 @@ skipped; a failed load keeps the previous model.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import sys
 import threading
@@ -232,12 +233,9 @@ class EngineWorker(QObject):
         from explorer.core.attention import has_attention
         from explorer.core.map_view import cheap_enough, detail_map
 
-        self._prefetched = None
-        try:
+        with contextlib.suppress(Exception):  # the window's own request reports it
             if key is not None and has_attention(result) and not cheap_enough(result, key):
                 self._prefetched = (result, key, detail_map(result, key))
-        except Exception:  # noqa: BLE001 - the window's own request reports it
-            self._prefetched = None
 
     @Slot(int, object)
     def _fill_next_tokens(self, request_id: int, pending: Any) -> None:
