@@ -34,7 +34,7 @@ from explorer.gui.panels.positional_panel import PositionalPanel
 from explorer.gui.panels.probability_panel import ProbabilityPanel
 from explorer.gui.panels.prompt_panel import PromptPanel
 from explorer.gui.panels.tokens_panel import TokensPanel
-from explorer.gui.plotting import settle_plots
+from explorer.gui.plotting import ready_to_paint, settle_plots
 from explorer.gui.progress_bar import ProgressBar
 from explorer.gui.prompt_jobs import count_tokens_job
 from explorer.gui.run_view import RunView
@@ -66,7 +66,7 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("Attention Explorer")
         self.settings = settings or QSettings("AttentionExplorer", "AttentionExplorer")
         self.controller = controller or Controller()
-        self.stages = PanelStages(self)
+        self.stages = PanelStages(self, before_paint=ready_to_paint)
         # the worker's background work waits while the panels take a run (one interpreter lock)
         self.stages.busy_changed.connect(self.controller.hold_background,
                                          Qt.ConnectionType.DirectConnection)  # thread-safe

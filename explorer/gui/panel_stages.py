@@ -37,8 +37,11 @@ class PanelStages(QObject):
 
     busy_changed = Signal(bool)
 
-    def __init__(self, parent: QObject | None = None) -> None:
+    def __init__(self, parent: QObject | None = None,
+                 before_paint: Callable[[QWidget], None] | None = None) -> None:
+        """``before_paint(panel)`` runs in a panel's paint turn, before it is painted."""
         super().__init__(parent)
+        self._before_paint = before_paint
         self._queue: list[Stage] = []
         self._reported_busy = False
         self._done: Callable[[], None] | None = None
@@ -123,6 +126,8 @@ class PanelStages(QObject):
         def thaw() -> None:
             if widget in self._frozen:
                 self._frozen.remove(widget)
+                if self._before_paint is not None:
+                    self._before_paint(widget)  # still frozen: what it changes waits for this paint
                 widget.setUpdatesEnabled(True)
                 # painted in this turn, so the next stage's timer is armed after the paint:
                 # armed before it, it came due ahead of timers that fell due during the

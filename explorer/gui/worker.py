@@ -20,6 +20,7 @@ import numpy as np
 from PySide6.QtCore import QObject, Qt, QThread, Signal, SignalInstance, Slot
 
 from explorer.core.errors import Cancelled, ExplorerError, UnsafeModelError
+from explorer.core.heap import release_freed_memory
 from explorer.core.progress import TaskState, throttled
 from explorer.gui.run_view import RunView
 
@@ -223,6 +224,7 @@ class EngineWorker(QObject):
         self._thumbnails_waiting.clear()
         if not self._is_stale(request_id):  # a newer run waits for no map of this one
             self._prefetch_map(result, map_key)
+        release_freed_memory()  # the forward's working memory, freed, is not kept
         if pending is not None:
             self._next_tokens_step.emit(request_id, pending)
 
@@ -256,6 +258,7 @@ class EngineWorker(QObject):
             self.next_tokens_failed.emit(request_id, describe_failure(exc))
             self._rows_done(request_id)
             return
+        release_freed_memory()  # each step's logits, freed, would stay with the allocator
         if result is None:
             self._next_tokens_step.emit(request_id, pending)
             return
@@ -385,6 +388,7 @@ class EngineWorker(QObject):
             return
         del self._layer_tiles[variant]
         self.thumbnails_ready.emit(run_id, hide_first, layer, np.stack(tiles))
+        release_freed_memory()  # the layer's maps, freed, would stay with the allocator
         if layer + 1 < layers:
             self._next_thumbnail.emit(run_id, result, hide_first, layer + 1, 0, pass_id)
 

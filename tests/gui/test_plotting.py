@@ -1,8 +1,11 @@
 """Shared pyqtgraph helpers, as the window's panels use them."""
 
 import pyqtgraph as pg
+import pytest
 
-from tests.gui.conftest import load_and_run
+from explorer.gui.panel_stages import PanelStages
+from explorer.gui.plotting import ready_to_paint
+from tests.gui.conftest import PaintLog, load_and_run
 
 
 def test_the_panels_axes_draw_major_ticks_only(qtbot, window):
@@ -25,3 +28,37 @@ def test_the_panels_axes_draw_major_ticks_only(qtbot, window):
             assert len(default.tickValues(low, high, pixels)) > 1
             checked += 1
     assert checked >= 5
+
+
+def _plot_with_ticks(qtbot) -> tuple[pg.GraphicsLayoutWidget, pg.PlotItem]:
+    plots = pg.GraphicsLayoutWidget()
+    qtbot.addWidget(plots)
+    plot = plots.addPlot()
+    plot.plot([0, 1], [0, 1])
+    plot.setRange(xRange=(0, 1), yRange=(0, 9), padding=0)
+    plots.resize(400, 300)
+    plots.show()
+    qtbot.waitExposed(plots)
+    qtbot.wait(100)  # painted with narrow tick labels
+    return plots, plot
+
+
+@pytest.mark.parametrize("prepared", [True, False])
+def test_a_panel_whose_tick_labels_widen_is_painted_once(qtbot, prepared):
+    """Wider tick labels widen the axis, which lays the plot out again: without
+    ``ready_to_paint`` in its paint turn the view is painted a second time."""
+    plots, plot = _plot_with_ticks(qtbot)
+    log: list[str] = []
+    painted = PaintLog(log, "view")
+    plots.viewport().installEventFilter(painted)
+    left = plot.getAxis("left")
+    width = left.width()
+    stages = PanelStages(before_paint=ready_to_paint if prepared else None)
+    stages.start([("plot", lambda: plot.setRange(yRange=(0, 9_000_000), padding=0), plots)])
+    qtbot.waitUntil(lambda: not stages.busy, timeout=5000)
+    qtbot.wait(200)  # a second paint, if one was asked for, comes within a few turns
+    assert left.width() > width  # the labels did widen the axis
+    if prepared:
+        assert log == ["paint view"]
+    else:  # what the window did before ready_to_paint
+        assert log.count("paint view") >= 2

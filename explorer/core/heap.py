@@ -1,0 +1,41 @@
+"""Give memory that the C allocator holds freed back to the operating system.
+
+A long run's background work (next-token rows, thumbnails, maps) allocates and frees
+arrays of a few megabytes, many times over, from several threads. glibc keeps freed
+chunks inside its arenas for reuse, so the process's resident memory grows with that
+work although the live data does not: measured at 2,048 tokens, the allocator held up to
+0.22 GB of free memory by the time the thumbnails were done. ``malloc_trim(0)`` hands the
+free pages of every arena back (1 ms on average here, 13 ms at most). Elsewhere than
+glibc this does nothing.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import sys
+from collections.abc import Callable
+
+_trim: Callable[[int], int] | None = None
+_looked_up = False
+
+
+def _find_trim() -> Callable[[int], int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        trim = libc.malloc_trim
+    except (OSError, AttributeError):  # musl and others have no malloc_trim
+        return None
+    trim.argtypes = [ctypes.c_size_t]
+    trim.restype = ctypes.c_int
+    return trim
+
+
+def release_freed_memory() -> bool:
+    """Return the allocator's free pages to the OS; True when it released any."""
+    global _trim, _looked_up
+    if not _looked_up:
+        _trim, _looked_up = _find_trim(), True
+    return bool(_trim(0)) if _trim is not None else False
