@@ -508,10 +508,10 @@ class MainWindow(QMainWindow):
         for name, panel in (("tokens", self.tokens_panel), ("probability", self.probability_panel),
                             ("positional", self.positional_panel)):
             if not self.stages.pending(name):
-                panel.show_selection(selection)
+                redrawn = panel.show_selection(selection)
                 settle_plots(panel)
-                if panel is not self.tokens_panel:  # the strip (where a click or an arrow
-                    taken.append(panel)  # key often comes from) is painted with this turn
+                if redrawn and panel is not self.tokens_panel:  # the strip (where a click or
+                    taken.append(panel)  # an arrow key often comes from) is painted now
         parts = tuple(part for part in PARTS if not self.stages.pending(part))
         if parts:
             self.attention_panel.show_selection(selection, parts)

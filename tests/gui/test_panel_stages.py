@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 import pytest
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication, QLabel, QWidget
@@ -284,6 +285,37 @@ def test_a_click_sets_every_panel_at_once_and_paints_them_one_per_turn(qtbot, wi
         log.clear()
     first_turn = {name: next(i for i, names in enumerate(turns) if name in names) for name in panels}
     assert first_turn["attention"] < first_turn["probability"] < first_turn["positional"]
+
+
+def test_a_click_on_another_head_paints_only_the_panels_that_show_heads(qtbot, window):
+    """The bars and the positional plots depend on the token, not the head: a click on
+    another head leaves them as they are (each paint costs 10-25 ms at 8,192 tokens, while
+    the worker computes the new head's map), and a click on another token paints them."""
+    load_and_run(qtbot, window, "tiny-llama", "The cat sat on the mat")
+    qtbot.waitUntil(lambda: not window.stages.busy, timeout=WAIT_MS)
+    log: list[str] = []
+    panels = {"map": window.attention_panel.map.map_widget,
+              "probability": window.probability_panel.plot_widget,
+              "positional": window.positional_panel.plots}
+    filters = []
+    for name, widget in panels.items():
+        filters.append(PaintLog(log, name))
+        widget.viewport().installEventFilter(filters[-1])
+    bars = window.probability_panel.bars.opts["width"].copy()
+    window.controller.select_head(1, 2)
+    qtbot.waitUntil(lambda: not window.stages.busy, timeout=WAIT_MS)
+    qtbot.wait(100)
+    assert "paint map" in log
+    assert "paint probability" not in log and "paint positional" not in log
+    np.testing.assert_array_equal(window.probability_panel.bars.opts["width"], bars)
+    log.clear()
+    window.controller.select_token(2)
+    qtbot.waitUntil(lambda: not window.stages.busy, timeout=WAIT_MS)
+    qtbot.wait(100)
+    assert {"paint map", "paint probability", "paint positional"} <= set(log)
+    result = window.controller.view.result
+    np.testing.assert_allclose(window.probability_panel.bars.opts["width"], result.topk_probs[2, :len(bars)])
+    np.testing.assert_allclose(window.positional_panel.shown_vector(), window.positional_panel.table[2])
 
 
 def test_an_export_right_after_a_click_has_every_panel_painted(qtbot, window, tmp_path):

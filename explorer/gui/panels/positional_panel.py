@@ -139,6 +139,7 @@ class PositionalPanel(QWidget):
         self.rope_box.currentIndexChanged.connect(lambda _: self._redraw())
         self.textbook_box.toggled.connect(lambda on: self.options_changed.emit({"textbook_positions": on}))
         self.table = np.zeros((0, 0), np.float32)
+        self.shown_position: int | None = None  # the row drawn in the vector plot
 
     def show_result(self, result: RunResult, selection: Selection | None = None) -> None:
         """Draw ``result`` (with ``selection`` when given: drawn once, not twice)."""
@@ -171,11 +172,16 @@ class PositionalPanel(QWidget):
         index = self.rope_box.currentIndex()
         return groups[index] if len(groups) > 1 and 0 <= index < len(groups) else None
 
-    def show_selection(self, selection: Selection) -> None:
+    def show_selection(self, selection: Selection) -> bool:
+        """Draw ``selection``; False when what it shows is drawn already (a click on
+        another head changes nothing here)."""
         if self._take_selection(selection):
             self._redraw()
-        else:
+        elif self._drawn_position() != self.shown_position:
             self._draw_position()
+        else:
+            return False
+        return True
 
     def _take_selection(self, selection: Selection) -> bool:
         """Keep ``selection``; True when it switches the textbook sinusoid on or off."""
@@ -239,11 +245,17 @@ class PositionalPanel(QWidget):
         self.vector_plot.setXRange(0, max(columns - 1, 1), padding=0.02)
         self._draw_position()
 
-    def _draw_position(self) -> None:
+    def _drawn_position(self) -> int | None:
+        """The table row the selection puts under the red line (None: no table)."""
         if self.result is None or self.table.size == 0:
+            return None
+        return min(self.selection.token, self.table.shape[0] - 1)
+
+    def _draw_position(self) -> None:
+        self.shown_position = p = self._drawn_position()
+        if p is None:
             self.vector_curve.setData([], [])
             return
-        p = min(self.selection.token, self.table.shape[0] - 1)
         self.position_line.setPos(p + 0.5)
         self.vector_curve.setData(np.arange(self.table.shape[1]), self.table[p])
         self.vector_plot.setTitle(f"position {p}")

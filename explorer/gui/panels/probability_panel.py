@@ -78,6 +78,7 @@ class ProbabilityPanel(QWidget):
         """Draw the unablated distribution (grey) beside the shown, ablated run, with Δp and
         KL; None: the shown run alone."""
         self.shift = shift
+        self.shown_position = None  # drawn again with (or without) the shift
         if self.selection is not None:
             self.show_selection(self.selection)
 
@@ -88,11 +89,13 @@ class ProbabilityPanel(QWidget):
             return None
         return shift
 
-    def show_selection(self, selection: Selection) -> None:
+    def show_selection(self, selection: Selection) -> bool:
+        """Draw the bars after ``selection.token``; False when they are drawn already (a
+        click on another head changes nothing here)."""
         self.selection = selection
         result = self.result
-        if result is None:
-            return
+        if result is None or self.shown_position == selection.token:
+            return False
         self.placeholder.hide()
         self.base_bars.setOpts(x0=[], y=[], width=[])
         self.shown_base_probs = np.zeros(0, np.float32)
@@ -103,12 +106,12 @@ class ProbabilityPanel(QWidget):
             self.plot_widget.hide()
             self.actual.setText("")
             self.shown_position = None
-            return
+            return True
         self.plot_widget.show()
         i = selection.token
         if not result.has_next_tokens_at(i):
             self._show_pending(result, i)
-            return
+            return True
         style = result.model_info.piece_style
         shown = min(self.max_bars, result.top_k)
         probs = result.topk_probs[i, :shown]
@@ -152,6 +155,7 @@ class ProbabilityPanel(QWidget):
             self.title.setText(self.title.text() + "; grey: without the ablated heads")
         self.shown_position = i
         self.shown_probs = probs
+        return True
 
     def _show_pending(self, result: RunResult, i: int) -> None:
         """No bars after token ``i``: the long run's rows are still being computed (or
