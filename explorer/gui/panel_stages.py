@@ -15,6 +15,7 @@ from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtWidgets import QWidget
 
 PAINT = "paint"
+READY = "ready"
 TURN_MS = 1
 """Milliseconds between turns: other timers that are due run in between."""
 
@@ -86,16 +87,16 @@ class PanelStages(QObject):
         in this one. While stages run, the paints go first in their queue, or right after
         the paint of a frozen panel that holds them (its paint would take them along)."""
         fresh = [widget for widget in widgets if widget not in self._frozen]
-        paints = [Stage(PAINT, self._thaw_one(widget)) for widget in fresh]
+        paints = [self._paint_stages(widget) for widget in fresh]
         if not self.busy:
             if paints:
-                self.start(paints)  # (thaws nothing: no stage is running)
+                self.start([stage for stages in paints for stage in stages])  # (thaws nothing)
         else:
             first: list[Stage] = []
             after: dict[int, list[Stage]] = {}  # id of a panel's paint stage -> paints
-            for paint, widget in zip(paints, fresh, strict=True):
+            for stages, widget in zip(paints, fresh, strict=True):
                 holder = self._holder_paint(widget)
-                (first if holder is None else after.setdefault(id(holder), [])).append(paint)
+                (first if holder is None else after.setdefault(id(holder), [])).extend(stages)
             queue = first
             for stage in self._queue:
                 queue += [stage, *after.get(id(stage), [])]
@@ -122,12 +123,25 @@ class PanelStages(QObject):
             widget.setUpdatesEnabled(False)
             self._frozen.append(widget)
 
+    def _paint_stages(self, widget: QWidget) -> list[Stage]:
+        """The turns that paint ``widget``: its ``before_paint`` (when there is one; it can
+        take as long as the paint itself), then the paint."""
+        paint = Stage(PAINT, self._thaw_one(widget))
+        if self._before_paint is None:
+            return [paint]
+        before_paint = self._before_paint
+
+        def ready() -> None:
+            if widget in self._frozen:  # (a paint that ran early, see flush, is done)
+                before_paint(widget)
+        return [Stage(READY, ready), paint]
+
     def _thaw_one(self, widget: QWidget) -> Callable[[], None]:
         def thaw() -> None:
             if widget in self._frozen:
                 self._frozen.remove(widget)
-                if self._before_paint is not None:
-                    self._before_paint(widget)  # still frozen: what it changes waits for this paint
+                if self._before_paint is not None:  # again, should anything have changed since
+                    self._before_paint(widget)  # its turn (cheap if nothing did)
                 widget.setUpdatesEnabled(True)
                 # painted in this turn, so the next stage's timer is armed after the paint:
                 # armed before it, it came due ahead of timers that fell due during the
@@ -147,7 +161,7 @@ class PanelStages(QObject):
         try:
             if widget is not None:
                 self._freeze(widget)
-                self._queue.insert(0, Stage(PAINT, self._thaw_one(widget)))
+                self._queue[:0] = self._paint_stages(widget)
             run()
         finally:
             if self._queue:

@@ -22,6 +22,7 @@ from PySide6.QtCore import QObject, Qt, QThread, Signal, SignalInstance, Slot
 from explorer.core.errors import Cancelled, ExplorerError, UnsafeModelError
 from explorer.core.heap import release_freed_memory
 from explorer.core.progress import TaskState, throttled
+from explorer.core.thread_priority import lower_this_thread
 from explorer.gui.run_view import RunView
 
 LoadFunction = Callable[..., Any]
@@ -451,3 +452,7 @@ class WorkerThread(QThread):
         self.setObjectName("engine-worker")
         worker.moveToThread(self)
         self.worker = worker
+
+    def run(self) -> None:
+        lower_this_thread()  # the window's thread gets a core first; pools started here inherit it
+        self.exec()

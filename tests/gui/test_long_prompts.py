@@ -3,6 +3,9 @@ zoomed windows, row/column curves, jump to token, and a token strip of thousands
 
 import dataclasses
 import itertools
+import os
+import sys
+import threading
 
 import numpy as np
 import pytest
@@ -15,7 +18,7 @@ from explorer.core.map_view import DIRECT_LIMIT
 from explorer.core.thumbnails import layer_tiles, tile_origin
 from explorer.gui.panels.attention_grid import UNDRAWN
 from explorer.gui.run_view import GROUP_GAP, THUMBNAIL_CELL, THUMBNAIL_GAP
-from tests.gui.conftest import PaintLog, load_and_run
+from tests.gui.conftest import WAIT_MS, PaintLog, load_and_run
 
 LONG = "The cat sat on the mat. The dog sat on the log. " * 75  # ~1,200 tokens
 
@@ -586,3 +589,20 @@ def test_the_worker_returns_freed_memory_after_each_step_of_background_work(qtbo
     worker.thumbnails(5, views[0].result, False, 0)
     qtbot.waitUntil(lambda: f"layer {layers - 1}" in events, timeout=30000)
     assert events == [entry for layer in range(layers) for entry in (f"layer {layer}", "release")]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice is Linux's")
+def test_the_worker_thread_runs_below_the_window_thread(qtbot, window):
+    """On two cores the worker's threads took both while the window painted; the worker
+    runs at a higher nice value, so the scheduler serves the window first."""
+    from explorer.core.thread_priority import BACKGROUND_NICE
+
+    def nice() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    load_and_run(qtbot, window, "tiny-llama", "The cat sat on the mat")
+    seen: list[object] = []
+    window.controller.submit(lambda model, task, emit: nice(), on_done=seen.append,
+                             on_error=lambda message, _cancelled: seen.append(message))
+    qtbot.waitUntil(lambda: bool(seen), timeout=WAIT_MS)
+    assert seen[0] == min(19, nice() + BACKGROUND_NICE)

@@ -88,6 +88,37 @@ def test_a_panel_changed_in_a_stage_is_painted_in_the_next_turn(qtbot):
     assert label.updatesEnabled()
 
 
+def test_a_panel_is_made_ready_to_paint_in_a_turn_of_its_own(qtbot):
+    """``before_paint`` (laying out a plot's axes: as long as the paint itself at 4,096
+    tokens) runs in its own turn, the panel still frozen; a timer that fell due runs
+    before the paint turn, which calls it again (cheap when nothing changed) and paints."""
+    log: list[str] = []
+    label = QLabel("old")
+    qtbot.addWidget(label)
+    label.show()
+    qtbot.waitExposed(label)
+    painted = PaintLog(log, "label")
+    label.installEventFilter(painted)
+    QApplication.processEvents()
+    log.clear()
+
+    def before_paint(widget: QWidget) -> None:
+        log.append(f"ready frozen={not widget.updatesEnabled()}")
+        time.sleep(0.005)
+
+    heartbeat = QTimer(interval=2)
+    heartbeat.timeout.connect(lambda: log.append("beat"))
+    heartbeat.start()
+    stages = PanelStages(before_paint=before_paint)
+    stages.start([("label", lambda: (log.append("stage"), label.setText("new")), label)])
+    qtbot.waitUntil(lambda: not stages.busy and "paint label" in log, timeout=5000)
+    heartbeat.stop()
+    first_ready = log.index("ready frozen=True")
+    assert log.index("stage") < first_ready < log.index("paint label")
+    assert "beat" in log[first_ready:log.index("paint label")]  # the ready turn ended first
+    assert log.count("ready frozen=True") == 2  # its turn, then again in the paint turn
+
+
 class SlowLabel(QLabel):
     """A panel whose paint takes a while (as a plot's does), logged."""
 
@@ -246,8 +277,10 @@ def test_the_window_hands_a_run_over_in_turns_and_keeps_the_newest_selection(qtb
     controller.select_token(2)  # a click while the panels are still taking the run
     qtbot.waitUntil(lambda: bool(shown), timeout=WAIT_MS)
     names = [name for _, name in turns]
-    assert names == ["map", "paint", "grid", "paint", "tokens", "paint", "probability", "paint",
-                     "prompt", "positional", "paint"]  # a panel is painted in its own turn
+    # a panel is made ready to paint (its axes' labels laid out) and painted in turns of
+    # its own
+    assert names == ["map", "ready", "paint", "grid", "ready", "paint", "tokens", "ready", "paint",
+                     "probability", "ready", "paint", "prompt", "positional", "ready", "paint"]
     tokens = names.index("tokens")
     assert turns[tokens][0] != n and turns[tokens + 1][0] == n  # the strip changed in its turn
     assert window.tokens_panel.current_token() == 2

@@ -62,3 +62,26 @@ def test_a_panel_whose_tick_labels_widen_is_painted_once(qtbot, prepared):
         assert log == ["paint view"]
     else:  # what the window did before ready_to_paint
         assert log.count("paint view") >= 2
+
+
+def test_a_range_change_leaves_the_axis_labels_text_alone(qtbot, window):
+    """pyqtgraph's SI prefix sets an axis label's rich text again on every range change;
+    the panels' axes (no units) do without it."""
+    load_and_run(qtbot, window, "tiny-llama", "The cat sat on the mat")
+    qtbot.waitUntil(lambda: not window.stages.busy, timeout=5000)
+    plot = window.positional_panel.heat_plot
+    left = plot.getAxis("left")
+    assert left.label.isVisible()  # "position"
+    texts: list[str] = []
+    original = left.label.setHtml
+    left.label.setHtml = lambda html: (texts.append(html), original(html))
+    plot.setRange(yRange=(0, 5000), padding=0)
+    assert texts == []
+    assert left.labelText == "position" and left.autoSIPrefixScale == 1.0
+    default = pg.PlotItem()
+    default.setLabel("left", "position")
+    default_texts: list[str] = []
+    default_original = default.getAxis("left").label.setHtml
+    default.getAxis("left").label.setHtml = lambda html: (default_texts.append(html), default_original(html))
+    default.setRange(yRange=(0, 5000), padding=0)
+    assert default_texts  # what pyqtgraph does by default

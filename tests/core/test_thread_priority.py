@@ -1,0 +1,37 @@
+"""Background threads run at a lower priority than the thread that started them."""
+
+import os
+import sys
+import threading
+
+import pytest
+
+from explorer.core.thread_priority import BACKGROUND_NICE, lower_this_thread
+
+
+def nice_of_this_thread() -> int:
+    return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice is Linux's")
+def test_only_the_calling_thread_and_the_threads_it_starts_are_lowered():
+    main_before = nice_of_this_thread()
+    seen: dict[str, int | bool] = {}
+
+    def child() -> None:
+        seen["child"] = nice_of_this_thread()
+
+    def background() -> None:
+        seen["lowered"] = lower_this_thread()
+        seen["background"] = nice_of_this_thread()
+        started = threading.Thread(target=child)
+        started.start()
+        started.join()
+
+    thread = threading.Thread(target=background)
+    thread.start()
+    thread.join()
+    assert seen["lowered"] is True
+    assert seen["background"] == min(19, main_before + BACKGROUND_NICE)
+    assert seen["child"] == seen["background"]  # a pool started from it inherits it
+    assert nice_of_this_thread() == main_before  # the caller's own thread is untouched
