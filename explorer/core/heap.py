@@ -12,20 +12,17 @@ glibc this does nothing.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
+import functools
 import sys
 from collections.abc import Callable
 
-_trim: Callable[[int], int] | None = None
-_looked_up = False
 
-
-def _find_trim() -> Callable[[int], int] | None:
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
     if not sys.platform.startswith("linux"):
         return None
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        trim = libc.malloc_trim
+    try:  # the C library is already loaded: no search for it (find_library runs ldconfig)
+        trim = ctypes.CDLL(None).malloc_trim
     except (OSError, AttributeError):  # musl and others have no malloc_trim
         return None
     trim.argtypes = [ctypes.c_size_t]
@@ -35,7 +32,5 @@ def _find_trim() -> Callable[[int], int] | None:
 
 def release_freed_memory() -> bool:
     """Return the allocator's free pages to the OS; True when it released any."""
-    global _trim, _looked_up
-    if not _looked_up:
-        _trim, _looked_up = _find_trim(), True
-    return bool(_trim(0)) if _trim is not None else False
+    trim = _malloc_trim()
+    return bool(trim(0)) if trim is not None else False

@@ -3,9 +3,13 @@
 On two cores, the worker's numpy and torch threads took both while the window handed a
 run to its panels: a 15 ms paint of the token strip took 38 ms beside an overview being
 built on both cores (4,096 tokens, traced). A higher nice value on the worker's thread
-lets the scheduler run the window's thread first when both want a core; work that runs
-alone is not slowed. On Linux the nice value belongs to each thread, and threads started
-later from that thread (thread pools, OpenMP teams) inherit it.
+lets the scheduler run the window's thread first when both want a core. On Linux the
+nice value belongs to each thread, and threads started later from that thread (the
+overview's thread pools, torch's OpenMP team when the worker loads the model) inherit
+it; threads started before, or from another thread, keep theirs (OpenBLAS starts its
+pool when numpy is imported; the overview holds it to one thread per product, run in
+the pool's own, lowered, threads). Other processes at the default nice value also come
+before the worker.
 """
 
 from __future__ import annotations

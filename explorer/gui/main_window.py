@@ -34,7 +34,7 @@ from explorer.gui.panels.positional_panel import PositionalPanel
 from explorer.gui.panels.probability_panel import ProbabilityPanel
 from explorer.gui.panels.prompt_panel import PromptPanel
 from explorer.gui.panels.tokens_panel import TokensPanel
-from explorer.gui.plotting import ready_to_paint, settle_plots
+from explorer.gui.plotting import has_plots, ready_to_paint, settle_plots
 from explorer.gui.progress_bar import ProgressBar
 from explorer.gui.prompt_jobs import count_tokens_job
 from explorer.gui.run_view import RunView
@@ -66,7 +66,7 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("Attention Explorer")
         self.settings = settings or QSettings("AttentionExplorer", "AttentionExplorer")
         self.controller = controller or Controller()
-        self.stages = PanelStages(self, before_paint=ready_to_paint)
+        self.stages = PanelStages(self, before_paint=ready_to_paint, wants_ready=has_plots)
         # the worker's background work waits while the panels take a run (one interpreter lock)
         self.stages.busy_changed.connect(self.controller.hold_background,
                                          Qt.ConnectionType.DirectConnection)  # thread-safe
@@ -508,10 +508,11 @@ class MainWindow(QMainWindow):
         for name, panel in (("tokens", self.tokens_panel), ("probability", self.probability_panel),
                             ("positional", self.positional_panel)):
             if not self.stages.pending(name):
-                redrawn = panel.show_selection(selection)
+                if not panel.show_selection(selection):
+                    continue  # what it shows does not depend on what changed
                 settle_plots(panel)
-                if redrawn and panel is not self.tokens_panel:  # the strip (where a click or
-                    taken.append(panel)  # an arrow key often comes from) is painted now
+                if panel is not self.tokens_panel:  # the strip (where a click or an arrow
+                    taken.append(panel)  # key often comes from) is painted with this turn
         parts = tuple(part for part in PARTS if not self.stages.pending(part))
         if parts:
             self.attention_panel.show_selection(selection, parts)

@@ -2,8 +2,9 @@
 
 Showing a long run touches every panel (token chips, maps, bars, positional table) and
 then paints them all. Done in one go, the window stopped answering for 0.3–0.5 s at
-2,048 tokens. Staged, each panel takes the run in one turn and is painted in the next,
-so input and timers are served in between.
+2,048 tokens. Staged, each panel takes the run in one turn, is made ready to paint (its
+plots' axes laid out) in the next and painted in the one after, so input and timers are
+served in between.
 """
 
 from __future__ import annotations
@@ -23,14 +24,15 @@ TURN_MS = 1
 class Stage(NamedTuple):
     name: str
     run: Callable[[], None]
-    widget: QWidget | None = None  # the panel the stage changes (painted in the next turn)
+    widget: QWidget | None = None  # the panel the stage changes (painted in turns after it)
 
 
 class PanelStages(QObject):
     """A queue of named stages, run one per event-loop turn.
 
     A stage that names its panel (``widget``) changes the panel with its updates off, and
-    the panel is painted in a turn of its own right after. ``start`` replaces what is
+    the panel is made ready to paint (``before_paint``) and painted in turns of their own
+    right after. ``start`` replaces what is
     queued (a newer run makes the older stages moot); ``pending(name)`` says whether a
     panel still waits for its stage; ``flush`` runs the rest now (exporting, a
     screenshot); ``cancel`` drops them (closing). ``busy_changed`` says when turns start
@@ -39,10 +41,14 @@ class PanelStages(QObject):
     busy_changed = Signal(bool)
 
     def __init__(self, parent: QObject | None = None,
-                 before_paint: Callable[[QWidget], None] | None = None) -> None:
-        """``before_paint(panel)`` runs in a panel's paint turn, before it is painted."""
+                 before_paint: Callable[[QWidget], None] | None = None,
+                 wants_ready: Callable[[QWidget], bool] | None = None) -> None:
+        """``before_paint(panel)`` runs in a turn of its own before a panel's paint turn,
+        for the panels ``wants_ready(panel)`` says need it (default: every panel), and
+        again at the start of the paint turn (cheap when nothing changed in between)."""
         super().__init__(parent)
         self._before_paint = before_paint
+        self._wants_ready = wants_ready
         self._queue: list[Stage] = []
         self._reported_busy = False
         self._done: Callable[[], None] | None = None
@@ -127,9 +133,9 @@ class PanelStages(QObject):
         """The turns that paint ``widget``: its ``before_paint`` (when there is one; it can
         take as long as the paint itself), then the paint."""
         paint = Stage(PAINT, self._thaw_one(widget))
-        if self._before_paint is None:
-            return [paint]
         before_paint = self._before_paint
+        if before_paint is None or (self._wants_ready is not None and not self._wants_ready(widget)):
+            return [paint]
 
         def ready() -> None:
             if widget in self._frozen:  # (a paint that ran early, see flush, is done)
@@ -139,10 +145,12 @@ class PanelStages(QObject):
     def _thaw_one(self, widget: QWidget) -> Callable[[], None]:
         def thaw() -> None:
             if widget in self._frozen:
-                self._frozen.remove(widget)
-                if self._before_paint is not None:  # again, should anything have changed since
-                    self._before_paint(widget)  # its turn (cheap if nothing did)
-                widget.setUpdatesEnabled(True)
+                try:
+                    if self._before_paint is not None:  # again, should anything have changed
+                        self._before_paint(widget)  # since its turn (cheap if nothing did)
+                finally:  # (a panel is never left frozen, even if that fails)
+                    self._frozen.remove(widget)
+                    widget.setUpdatesEnabled(True)
                 # painted in this turn, so the next stage's timer is armed after the paint:
                 # armed before it, it came due ahead of timers that fell due during the
                 # paint, and the paint and the next stage made one block

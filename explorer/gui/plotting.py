@@ -8,7 +8,7 @@ import math
 import pyqtgraph as pg
 from PySide6.QtCore import QCoreApplication, QEvent, Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QPainter, QPen, QPicture
-from PySide6.QtWidgets import QGraphicsRectItem, QWidget
+from PySide6.QtWidgets import QGraphicsRectItem, QGraphicsWidget, QWidget
 
 _configured = False
 
@@ -56,21 +56,32 @@ def ready_to_paint(widget: QWidget) -> None:
     Besides a new range (``settle_plots``), an axis lays out its tick labels while it is
     painted, and labels wider than the last ones widen the axis: the plots are laid out
     again and painted a second time (measured at 2,048 tokens: the positional panel
-    painted twice, 15 + 27 ms, in one GUI block). Here the axes record their pictures
-    (as pyqtgraph's ``AxisItem.paint`` does when it has none; it then only plays them), a
-    layout they changed is applied, and the scene's queued report of what changed is
-    delivered, so the paint that follows is the only one. Call it in the turn that paints
-    ``widget``, not where its data changes: it holds most of the cost of that paint."""
+    painted twice, 15 + 27 ms, in one GUI block). Here the axes record their pictures (by
+    painting into a scratch picture: ``AxisItem.paint`` records once and then only plays
+    what it recorded), the layouts they changed are applied (those of ``widget`` and of
+    its scenes' top-level items, not the whole window's), and the scene's queued report of
+    what changed is delivered, so the paint that follows is the only one. ``PanelStages``
+    calls it in a turn of its own before the paint turn: it holds most of the paint's
+    cost."""
     views = _views(widget)
-    for _ in range(6):  # a wider axis lays the plot out anew, which clears its pictures
-        settle_plots(widget)
-        recorded = [_record_axis(item) for view in views for item in view.items()
-                    if isinstance(item, pg.AxisItem) and item.isVisible() and item.picture is None]
-        if not recorded:
+    for _ in range(_MAX_LAYOUT_PASSES):  # a wider axis lays the plot out anew, which
+        settle_plots(widget)  # clears the pictures of its axes
+        if not _record_axes(views):
             break
-        QCoreApplication.sendPostedEvents(None, QEvent.Type.LayoutRequest)
+        for target in [widget, *(item for view in views for item in view.scene().items()
+                                 if item.parentItem() is None and isinstance(item, QGraphicsWidget))]:
+            QCoreApplication.sendPostedEvents(target, QEvent.Type.LayoutRequest)
     for view in views:
         QCoreApplication.sendPostedEvents(view.scene(), QEvent.Type.MetaCall)
+
+
+_MAX_LAYOUT_PASSES = 6
+"""Record, lay out, record again: a panel's axes settle in two to four passes."""
+
+
+def has_plots(widget: QWidget) -> bool:
+    """True when ``widget`` is or holds a pyqtgraph view (``ready_to_paint`` has work)."""
+    return bool(_views(widget))
 
 
 def _views(widget: QWidget) -> list[pg.GraphicsView]:
@@ -78,19 +89,18 @@ def _views(widget: QWidget) -> list[pg.GraphicsView]:
     return [widget, *views] if isinstance(widget, pg.GraphicsView) else views
 
 
-def _record_axis(axis: pg.AxisItem) -> None:
-    """Record ``axis``'s picture as ``AxisItem.paint`` would (which then only plays it)."""
-    picture = QPicture()
-    painter = QPainter(picture)
-    try:
-        if axis.style["tickFont"]:
-            painter.setFont(axis.style["tickFont"])
-        specs = axis.generateDrawSpecs(painter)
-        if specs is not None:
-            axis.drawPicture(painter, *specs)
-    finally:
-        painter.end()
-    axis.picture = picture
+def _record_axes(views: list[pg.GraphicsView]) -> int:
+    """Record the picture of every shown axis that has none; how many were recorded."""
+    axes = [item for view in views for item in view.items()
+            if isinstance(item, pg.AxisItem) and item.isVisible() and item.picture is None]
+    for axis in axes:
+        scratch = QPicture()
+        painter = QPainter(scratch)
+        try:
+            axis.paint(painter, None, None)
+        finally:
+            painter.end()
+    return len(axes)
 
 
 def lean_axes(view: pg.GraphicsView) -> None:

@@ -225,7 +225,6 @@ class EngineWorker(QObject):
         self._thumbnails_waiting.clear()
         if not self._is_stale(request_id):  # a newer run waits for no map of this one
             self._prefetch_map(result, map_key)
-        release_freed_memory()  # the forward's working memory, freed, is not kept
         if pending is not None:
             self._next_tokens_step.emit(request_id, pending)
 
@@ -259,7 +258,8 @@ class EngineWorker(QObject):
             self.next_tokens_failed.emit(request_id, describe_failure(exc))
             self._rows_done(request_id)
             return
-        release_freed_memory()  # each step's logits, freed, would stay with the allocator
+        release_freed_memory()  # each step's logits (the first: the forward's working
+        # memory), freed, would stay with the allocator; not while the window takes the run
         if result is None:
             self._next_tokens_step.emit(request_id, pending)
             return

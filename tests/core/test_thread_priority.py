@@ -16,6 +16,8 @@ def nice_of_this_thread() -> int:
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice is Linux's")
 def test_only_the_calling_thread_and_the_threads_it_starts_are_lowered():
     main_before = nice_of_this_thread()
+    if main_before >= 19:
+        pytest.skip("this process already runs at the lowest priority")
     seen: dict[str, int | bool] = {}
 
     def child() -> None:
@@ -32,6 +34,6 @@ def test_only_the_calling_thread_and_the_threads_it_starts_are_lowered():
     thread.start()
     thread.join()
     assert seen["lowered"] is True
-    assert seen["background"] == min(19, main_before + BACKGROUND_NICE)
+    assert seen["background"] == min(19, main_before + BACKGROUND_NICE) > main_before
     assert seen["child"] == seen["background"]  # a pool started from it inherits it
     assert nice_of_this_thread() == main_before  # the caller's own thread is untouched

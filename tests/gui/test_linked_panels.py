@@ -216,3 +216,27 @@ def test_keyboard_moves_layer_and_head(qtbot, window):
         window.step_head(1, 1)  # clamped to 3 layers x 4 heads
     assert (window.controller.selection.layer, window.controller.selection.head) == (2, 3)
     np.testing.assert_allclose(window.attention_panel.shown_map, head_map(view.result, 2, 3))
+
+
+def test_the_bars_and_positions_redraw_only_when_what_they_show_changes(qtbot, window):
+    """A head change leaves them as drawn (False); a new result at the same token, the
+    ablation shift and the textbook sinusoid draw them again."""
+    view = load_and_run(qtbot, window, "tiny-llama", PROMPT)
+    qtbot.waitUntil(lambda: not window.stages.busy, timeout=5000)
+    bars, positions = window.probability_panel, window.positional_panel
+    selection = window.controller.selection
+    other_head = selection.with_(head=selection.head + 1)
+    assert bars.show_selection(other_head) is False
+    assert positions.show_selection(other_head) is False
+    bars.show_result(view.result)  # the same token of a new (here: the same) result
+    assert bars.show_selection(other_head) is True
+    drawn = []
+    original = bars.bars.setOpts
+    bars.bars.setOpts = lambda **opts: (drawn.append(opts), original(**opts))
+    bars.set_shift(None)  # the shift is drawn (or taken away) at once
+    assert drawn and bars.shown_position == selection.token
+    textbook = other_head.with_(textbook_positions=True)
+    assert positions.show_selection(textbook) is True
+    assert positions.table.shape[1] == view.result.model_info.hidden_size  # the sinusoid
+    assert positions.show_selection(textbook.with_(token=selection.token - 1)) is True
+    np.testing.assert_allclose(positions.shown_vector(), positions.table[selection.token - 1])

@@ -3,9 +3,6 @@ zoomed windows, row/column curves, jump to token, and a token strip of thousands
 
 import dataclasses
 import itertools
-import os
-import sys
-import threading
 
 import numpy as np
 import pytest
@@ -18,7 +15,7 @@ from explorer.core.map_view import DIRECT_LIMIT
 from explorer.core.thumbnails import layer_tiles, tile_origin
 from explorer.gui.panels.attention_grid import UNDRAWN
 from explorer.gui.run_view import GROUP_GAP, THUMBNAIL_CELL, THUMBNAIL_GAP
-from tests.gui.conftest import WAIT_MS, PaintLog, load_and_run
+from tests.gui.conftest import PaintLog, load_and_run
 
 LONG = "The cat sat on the mat. The dog sat on the log. " * 75  # ~1,200 tokens
 
@@ -557,52 +554,3 @@ def test_thumbnails_start_after_every_rows_is_computed(qtbot, tmp_path):
         assert not view.result.next_tokens_pending
     finally:
         win.controller.shutdown()
-
-
-def test_the_worker_returns_freed_memory_after_each_step_of_background_work(qtbot, monkeypatch):
-    """After the run is handed over, after each step of next-token rows and after each
-    layer of thumbnails, the allocator's freed memory goes back to the OS (at 2,048
-    tokens it held up to 0.22 GB by the end of the thumbnails)."""
-    import explorer.gui.worker as worker_module
-    from explorer.gui.worker import EngineWorker
-    from tests.gui.conftest import fake_load
-
-    events: list[str] = []
-    monkeypatch.setattr(worker_module, "release_freed_memory", lambda: events.append("release"))
-    worker = EngineWorker(load_fn=fake_load)
-    worker.load(1, "tiny-llama-long", {})
-    views, ready = [], []
-    worker.run_finished.connect(lambda _id, view: (views.append(view), events.append("run")))
-    worker.next_tokens_ready.connect(lambda _id, result: ready.append(result))
-    worker.thumbnails_ready.connect(lambda _id, _hide, layer, _tiles: events.append(f"layer {layer}"))
-    steps = []
-    original = worker._fill_next_tokens
-    worker._next_tokens_step.disconnect()
-    worker._next_tokens_step.connect(lambda *args: (steps.append(1), original(*args)),
-                                     Qt.QueuedConnection)
-    worker.run(5, LONG, 5, "auto", None, None)
-    qtbot.waitUntil(lambda: bool(ready), timeout=30000)
-    assert events[:2] == ["run", "release"]  # the forward's working memory
-    assert events.count("release") == 1 + len(steps)  # and one per step of rows
-    events.clear()
-    layers = views[0].result.model_info.layers
-    worker.thumbnails(5, views[0].result, False, 0)
-    qtbot.waitUntil(lambda: f"layer {layers - 1}" in events, timeout=30000)
-    assert events == [entry for layer in range(layers) for entry in (f"layer {layer}", "release")]
-
-
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice is Linux's")
-def test_the_worker_thread_runs_below_the_window_thread(qtbot, window):
-    """On two cores the worker's threads took both while the window painted; the worker
-    runs at a higher nice value, so the scheduler serves the window first."""
-    from explorer.core.thread_priority import BACKGROUND_NICE
-
-    def nice() -> int:
-        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-
-    load_and_run(qtbot, window, "tiny-llama", "The cat sat on the mat")
-    seen: list[object] = []
-    window.controller.submit(lambda model, task, emit: nice(), on_done=seen.append,
-                             on_error=lambda message, _cancelled: seen.append(message))
-    qtbot.waitUntil(lambda: bool(seen), timeout=WAIT_MS)
-    assert seen[0] == min(19, nice() + BACKGROUND_NICE)

@@ -277,9 +277,9 @@ def test_the_window_hands_a_run_over_in_turns_and_keeps_the_newest_selection(qtb
     controller.select_token(2)  # a click while the panels are still taking the run
     qtbot.waitUntil(lambda: bool(shown), timeout=WAIT_MS)
     names = [name for _, name in turns]
-    # a panel is made ready to paint (its axes' labels laid out) and painted in turns of
-    # its own
-    assert names == ["map", "ready", "paint", "grid", "ready", "paint", "tokens", "ready", "paint",
+    # a panel is made ready to paint (its plots' axes laid out; the token strip has none)
+    # and painted in turns of its own
+    assert names == ["map", "ready", "paint", "grid", "ready", "paint", "tokens", "paint",
                      "probability", "ready", "paint", "prompt", "positional", "ready", "paint"]
     tokens = names.index("tokens")
     assert turns[tokens][0] != n and turns[tokens + 1][0] == n  # the strip changed in its turn

@@ -209,9 +209,10 @@ class TokensPanel(QWidget):
         finally:
             self._updating = False
 
-    def show_selection(self, selection: Selection) -> None:
+    def show_selection(self, selection: Selection) -> bool:
+        """Select ``selection.token``'s chip; False when it is selected already."""
         if selection.token == self.current_token() or self.count() == 0:
-            return
+            return False
         self._updating = True
         try:
             index = self.model.index(min(selection.token, self.count() - 1))
@@ -220,6 +221,7 @@ class TokensPanel(QWidget):
             self._updating = False
         self._scroll_row = index.row()
         self._scroll_when_laid_out()
+        return True
 
     def _scroll_when_laid_out(self) -> None:
         row = self._scroll_row
