@@ -59,7 +59,7 @@ def ready_to_paint(widget: QWidget) -> None:
     painted twice, 15 + 27 ms, in one GUI block). Here the axes record their pictures (by
     painting into a scratch picture: ``AxisItem.paint`` records once and then only plays
     what it recorded), the layouts they changed are applied (those of ``widget`` and of
-    its scenes' top-level items, not the whole window's), and the scene's queued report of
+    the items in its scenes, not the whole window's), and the scene's queued report of
     what changed is delivered, so the paint that follows is the only one. ``PanelStages``
     calls it in a turn of its own before the paint turn: it holds most of the paint's
     cost."""
@@ -69,7 +69,7 @@ def ready_to_paint(widget: QWidget) -> None:
         if not _record_axes(views):
             break
         for target in [widget, *(item for view in views for item in view.scene().items()
-                                 if item.parentItem() is None and isinstance(item, QGraphicsWidget))]:
+                                 if isinstance(item, QGraphicsWidget))]:
             QCoreApplication.sendPostedEvents(target, QEvent.Type.LayoutRequest)
     for view in views:
         QCoreApplication.sendPostedEvents(view.scene(), QEvent.Type.MetaCall)

@@ -2,6 +2,7 @@
 
 import pyqtgraph as pg
 import pytest
+from PySide6.QtWidgets import QApplication
 
 from explorer.gui.panel_stages import PanelStages
 from explorer.gui.plotting import ready_to_paint
@@ -85,3 +86,16 @@ def test_a_range_change_leaves_the_axis_labels_text_alone(qtbot, window):
     default.getAxis("left").label.setHtml = lambda html: (default_texts.append(html), default_original(html))
     default.setRange(yRange=(0, 5000), padding=0)
     assert default_texts  # what pyqtgraph does by default
+
+
+def test_ready_to_paint_leaves_no_layout_for_later(qtbot):
+    """Done in one turn, it applies the layout the wider labels asked for and records the
+    axes again, so the paint turn finds them ready (nothing left that clears them)."""
+    plots, plot = _plot_with_ticks(qtbot)
+    plots.setUpdatesEnabled(False)
+    plot.setRange(yRange=(0, 9_000_000), padding=0)
+    ready_to_paint(plots)
+    QApplication.processEvents()  # what Qt would do before the paint turn
+    axes = [plot.getAxis(side) for side in ("left", "bottom")]
+    assert all(axis.picture is not None for axis in axes)
+    plots.setUpdatesEnabled(True)
