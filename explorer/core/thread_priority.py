@@ -1,15 +1,14 @@
 """Let background threads give the processor to the window's thread first.
 
-On two cores, the worker's numpy and torch threads took both while the window handed a
-run to its panels: a 15 ms paint of the token strip took 38 ms beside an overview being
-built on both cores (4,096 tokens, traced). A higher nice value on the worker's thread
-lets the scheduler run the window's thread first when both want a core. On Linux the
-nice value belongs to each thread, and threads started later from that thread (the
-overview's thread pools, torch's OpenMP team when the worker loads the model) inherit
-it; threads started before, or from another thread, keep theirs (OpenBLAS starts its
-pool when numpy is imported; the overview holds it to one thread per product, run in
-the pool's own, lowered, threads). Other processes at the default nice value also come
-before the worker.
+A higher nice value on a thread lets the scheduler run the window's thread first when
+both want a core. On Linux the nice value belongs to each thread, and threads started
+from it inherit it. The window lowers the threads that build attention maps on every
+core (``parallel.lower_pool_threads``): at 4,096 tokens a 15 ms paint of the token strip
+took 38 ms beside an overview being built on both cores. Lowering the worker thread
+itself, whose torch threads run the model, made the first panels at 1,024 tokens a
+quarter later (3.9 s against 3.1 s, four runs each): its forward stalled whenever the
+window's thread took a core. Other processes at the default nice value also come before
+a lowered thread.
 """
 
 from __future__ import annotations

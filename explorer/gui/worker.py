@@ -21,8 +21,9 @@ from PySide6.QtCore import QObject, Qt, QThread, Signal, SignalInstance, Slot
 
 from explorer.core.errors import Cancelled, ExplorerError, UnsafeModelError
 from explorer.core.heap import release_freed_memory
+from explorer.core.parallel import lower_pool_threads
 from explorer.core.progress import TaskState, throttled
-from explorer.core.thread_priority import lower_this_thread
+from explorer.core.thread_priority import BACKGROUND_NICE
 from explorer.gui.run_view import RunView
 
 LoadFunction = Callable[..., Any]
@@ -454,5 +455,5 @@ class WorkerThread(QThread):
         self.worker = worker
 
     def run(self) -> None:
-        lower_this_thread()  # the window's thread gets a core first; pools started here inherit it
+        lower_pool_threads(BACKGROUND_NICE)  # maps built on every core leave the window one
         self.exec()

@@ -37,3 +37,20 @@ def test_only_the_calling_thread_and_the_threads_it_starts_are_lowered():
     assert seen["background"] == min(19, main_before + BACKGROUND_NICE) > main_before
     assert seen["child"] == seen["background"]  # a pool started from it inherits it
     assert nice_of_this_thread() == main_before  # the caller's own thread is untouched
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice is Linux's")
+def test_the_threads_of_parallel_map_can_run_lowered():
+    from explorer.core import parallel
+
+    caller = nice_of_this_thread()
+    if caller >= 19:
+        pytest.skip("this process already runs at the lowest priority")
+    try:
+        parallel.lower_pool_threads(BACKGROUND_NICE)
+        lowered = parallel.parallel_map(lambda _: nice_of_this_thread(), range(8), workers=2)
+    finally:
+        parallel.lower_pool_threads(0)
+    plain = parallel.parallel_map(lambda _: nice_of_this_thread(), range(8), workers=2)
+    assert lowered == [min(19, caller + BACKGROUND_NICE)] * 8
+    assert plain == [caller] * 8 and nice_of_this_thread() == caller

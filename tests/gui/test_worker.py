@@ -46,15 +46,24 @@ def test_the_worker_returns_freed_memory_after_each_step_of_background_work(qtbo
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice is Linux's")
-def test_the_worker_thread_runs_below_the_window_thread(qtbot, window):
-    """On two cores the worker's threads took both while the window painted; the worker
-    runs at a higher nice value, so the scheduler serves the window first."""
+def test_maps_built_on_every_core_run_below_the_window_and_the_model_does_not(qtbot, window):
+    """On two cores an overview built on both took the window's core while it painted: the
+    worker's map threads run at a higher nice value. The worker thread itself (the model's
+    forward) does not: lowered, its first panels came a quarter later."""
+    from explorer.core.parallel import parallel_map
+
     if nice_of_this_thread() >= 19:
         pytest.skip("this process already runs at the lowest priority")
     with qtbot.waitSignal(window.controller.model_changed, timeout=WAIT_MS):
         window.load_model("tiny-llama")  # jobs run once a model is loaded
     seen: list[object] = []
-    window.controller.submit(lambda model, task, emit: nice_of_this_thread(), on_done=seen.append,
+
+    def job(model, task, emit):
+        return nice_of_this_thread(), parallel_map(lambda _: nice_of_this_thread(), range(4), workers=2)
+
+    window.controller.submit(job, on_done=seen.append,
                              on_error=lambda message, _cancelled: seen.append(message))
     qtbot.waitUntil(lambda: bool(seen), timeout=WAIT_MS)
-    assert seen[0] == min(19, nice_of_this_thread() + BACKGROUND_NICE)
+    worker, pool = seen[0]
+    assert worker == nice_of_this_thread()
+    assert pool == [min(19, worker + BACKGROUND_NICE)] * 4
