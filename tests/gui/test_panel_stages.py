@@ -57,16 +57,23 @@ def test_a_new_start_replaces_what_is_queued_and_flush_runs_the_rest(qtbot):
     assert log == ["c", "d", "done"]  # the timer finds nothing more to run
 
 
-def test_a_panel_changed_in_a_stage_is_painted_in_the_next_turn(qtbot):
-    log: list[str] = []
+def shown_label(qtbot, log: list[str]) -> QLabel:
+    """A shown label whose paints append ``paint label`` to ``log`` (empty on return)."""
     label = QLabel("old")
     qtbot.addWidget(label)
     label.show()
     qtbot.waitExposed(label)
     painted = PaintLog(log, "label")
+    painted.setParent(label)  # kept alive with the label
     label.installEventFilter(painted)
     QApplication.processEvents()
     log.clear()
+    return label
+
+
+def test_a_panel_changed_in_a_stage_is_painted_in_the_next_turn(qtbot):
+    log: list[str] = []
+    label = shown_label(qtbot, log)
     stages = PanelStages()
     stages.start([("label", lambda: label.setText("new"), label), ("other", lambda: log.append("other"))])
     stages._timer.stop()  # stepped by hand below
@@ -93,14 +100,7 @@ def test_a_panel_is_made_ready_to_paint_in_a_turn_of_its_own(qtbot):
     tokens) runs in its own turn, the panel still frozen; a timer that fell due runs
     before the paint turn, which calls it again (cheap when nothing changed) and paints."""
     log: list[str] = []
-    label = QLabel("old")
-    qtbot.addWidget(label)
-    label.show()
-    qtbot.waitExposed(label)
-    painted = PaintLog(log, "label")
-    label.installEventFilter(painted)
-    QApplication.processEvents()
-    log.clear()
+    label = shown_label(qtbot, log)
 
     def before_paint(widget: QWidget) -> None:
         log.append(f"ready frozen={not widget.updatesEnabled()}")
@@ -291,17 +291,24 @@ def test_the_window_hands_a_run_over_in_turns_and_keeps_the_newest_selection(qtb
     assert shown == [controller.view.result.prompt]  # once per run, not per click
 
 
-def test_a_click_sets_every_panel_at_once_and_paints_them_one_per_turn(qtbot, window):
+def run_and_log_plot_paints(qtbot, window, map_name: str) -> tuple[list[str], dict]:
+    """Run a short prompt, then log ``paint <name>`` for every paint of the map, the bars
+    and the positional plots (the filters live as long as their widgets)."""
     load_and_run(qtbot, window, "tiny-llama", "The cat sat on the mat")
     qtbot.waitUntil(lambda: not window.stages.busy, timeout=WAIT_MS)
     log: list[str] = []
-    panels = {"attention": window.attention_panel.map.map_widget,
+    panels = {map_name: window.attention_panel.map.map_widget,
               "probability": window.probability_panel.plot_widget,
               "positional": window.positional_panel.plots}
-    filters = []
     for name, widget in panels.items():
-        filters.append(PaintLog(log, name))
-        widget.viewport().installEventFilter(filters[-1])
+        paint_log = PaintLog(log, name)
+        paint_log.setParent(widget)  # kept alive with the widget it watches
+        widget.viewport().installEventFilter(paint_log)
+    return log, panels
+
+
+def test_a_click_sets_every_panel_at_once_and_paints_them_one_per_turn(qtbot, window):
+    log, panels = run_and_log_plot_paints(qtbot, window, map_name="attention")
     window.controller.select_token(4)
     # the data is there at once ...
     assert window.probability_panel.shown_position == 4
@@ -324,16 +331,7 @@ def test_a_click_on_another_head_paints_only_the_panels_that_show_heads(qtbot, w
     """The bars and the positional plots depend on the token, not the head: a click on
     another head leaves them as they are (each paint costs 10-25 ms at 8,192 tokens, while
     the worker computes the new head's map), and a click on another token paints them."""
-    load_and_run(qtbot, window, "tiny-llama", "The cat sat on the mat")
-    qtbot.waitUntil(lambda: not window.stages.busy, timeout=WAIT_MS)
-    log: list[str] = []
-    panels = {"map": window.attention_panel.map.map_widget,
-              "probability": window.probability_panel.plot_widget,
-              "positional": window.positional_panel.plots}
-    filters = []
-    for name, widget in panels.items():
-        filters.append(PaintLog(log, name))
-        widget.viewport().installEventFilter(filters[-1])
+    log, _ = run_and_log_plot_paints(qtbot, window, map_name="map")
     bars = window.probability_panel.bars.opts["width"].copy()
     window.controller.select_head(1, 2)
     qtbot.waitUntil(lambda: not window.stages.busy, timeout=WAIT_MS)
