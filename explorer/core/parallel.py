@@ -32,6 +32,7 @@ _controller: ThreadpoolController | None = None
 _lock = threading.Lock()
 _active = 0
 _limiter: object | None = None
+_pool_nice = 0  # nice steps the pool threads of later calls run below their caller
 
 
 def _enter() -> None:
@@ -76,9 +77,6 @@ def parallel_map(work: Callable[[Item], Value], items: Iterable[Item],
                             initializer=lower_this_thread if lowered else None,
                             initargs=(lowered,) if lowered else ()) as pool:
         return list(pool.map(limited, items))
-
-
-_pool_nice = 0
 
 
 def lower_pool_threads(steps: int) -> None:
