@@ -33,9 +33,9 @@ class PanelStages(QObject):
     A stage that names its panel (``widget``) changes the panel with its updates off, and
     the panel is made ready to paint (``before_paint``) and painted in turns of their own
     right after. ``start`` replaces what is queued (a newer run makes the older stages
-    moot); ``pending(name)`` says whether a panel still waits for its stage; ``flush`` runs the rest now (exporting, a
-    screenshot); ``cancel`` drops them (closing). ``busy_changed`` says when turns start
-    and when the last one is done."""
+    moot); ``pending(name)`` says whether a panel still waits for its stage; ``flush``
+    runs the rest now (exporting, a screenshot); ``cancel`` drops them (closing).
+    ``busy_changed`` says when turns start and when the last one is done."""
 
     busy_changed = Signal(bool)
 
