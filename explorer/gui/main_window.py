@@ -34,7 +34,7 @@ from explorer.gui.panels.positional_panel import PositionalPanel
 from explorer.gui.panels.probability_panel import ProbabilityPanel
 from explorer.gui.panels.prompt_panel import PromptPanel
 from explorer.gui.panels.tokens_panel import TokensPanel
-from explorer.gui.plotting import has_plots, ready_to_paint, settle_plots
+from explorer.gui.plotting import has_plots, ready_to_paint
 from explorer.gui.progress_bar import ProgressBar
 from explorer.gui.prompt_jobs import count_tokens_job
 from explorer.gui.run_view import RunView
@@ -457,7 +457,6 @@ class MainWindow(QMainWindow):
         def probabilities() -> None:
             self.probability_panel.show_result(view.result, self.controller.next_tokens_error)
             self.probability_panel.show_selection(selection())
-            settle_plots(self.probability_panel)
 
         def tokens() -> None:
             self.tokens_panel.show_result(view.result)
@@ -465,7 +464,6 @@ class MainWindow(QMainWindow):
 
         def positions() -> None:
             self.positional_panel.show_result(view.result, selection())
-            settle_plots(self.positional_panel)
 
         def shown() -> None:
             if self.controller.view is view:
@@ -473,7 +471,6 @@ class MainWindow(QMainWindow):
 
         def attention(part: str) -> None:
             self.attention_panel.show_run(view, selection(), (part,))
-            settle_plots(self.attention_panel.map if part == "map" else self.attention_panel.grid)
 
         panel = self.attention_panel
         self.stages.start([
@@ -490,7 +487,6 @@ class MainWindow(QMainWindow):
         turns of their own (at 8,192 tokens each takes 25-60 ms with its axes)."""
         if self.attention_panel.detail_arrived(detail):
             plots = self.attention_panel.map
-            settle_plots(plots)
             self.stages.paint_in_turns([plots.map_widget, plots.curves_widget])
 
     def _show_next_tokens(self, view: RunView) -> None:
@@ -510,13 +506,11 @@ class MainWindow(QMainWindow):
             if not self.stages.pending(name):
                 if not panel.show_selection(selection):
                     continue  # what it shows does not depend on what changed
-                settle_plots(panel)
                 if panel is not self.tokens_panel:  # the strip (where a click or an arrow
                     taken.append(panel)  # key often comes from) is painted with this turn
         parts = tuple(part for part in PARTS if not self.stages.pending(part))
         if parts:
             self.attention_panel.show_selection(selection, parts)
-            settle_plots(self.attention_panel)
         attention = {"map": self.attention_panel.map, "grid": self.attention_panel.grid}
         self.stages.paint_in_turns([attention[part] for part in parts] + taken)
 
