@@ -289,19 +289,26 @@ def test_the_window_holds_background_work_while_its_stages_run(qtbot, window):
     assert not worker._background_held()
 
 
+def strip_result(tokens: tuple[str, ...]):
+    """A result with only tokens (no attention, no next-token rows), for the token strip."""
+    from explorer.core.types import ModelInfo, RunResult
+
+    n = len(tokens)
+    info = ModelInfo(name="m", architecture="A", layers=1, heads=1, kv_heads=1, hidden_size=4,
+                     vocab_size=10, context_length=8192, positional_kind="none", causal=True)
+    return RunResult(prompt="x" * n, token_ids=np.zeros(n, np.int64), tokens=tokens,
+                     offsets=np.stack([np.arange(n), np.arange(n) + 1], 1), attentions=None,
+                     topk_ids=np.zeros((n, 0)), topk_probs=np.zeros((n, 0)), topk_logits=np.zeros((n, 0)),
+                     topk_tokens=[[] for _ in range(n)], positional=np.zeros((n, 0)),
+                     positional_kind="none", model_info=info, attention_mode="none")
+
+
 def test_the_token_strip_holds_8000_tokens_without_8000_widgets(qtbot):
     from explorer.core.selection import Selection
-    from explorer.core.types import ModelInfo, RunResult
     from explorer.gui.panels.tokens_panel import TokensPanel
 
     n = 8000
-    info = ModelInfo(name="m", architecture="A", layers=1, heads=1, kv_heads=1, hidden_size=4,
-                     vocab_size=10, context_length=8192, positional_kind="none", causal=True)
-    result = RunResult(prompt="x" * n, token_ids=np.zeros(n, np.int64), tokens=tuple(f"t{i}" for i in range(n)),
-                       offsets=np.stack([np.arange(n), np.arange(n) + 1], 1), attentions=None,
-                       topk_ids=np.zeros((n, 0)), topk_probs=np.zeros((n, 0)), topk_logits=np.zeros((n, 0)),
-                       topk_tokens=[[] for _ in range(n)], positional=np.zeros((n, 0)),
-                       positional_kind="none", model_info=info, attention_mode="none")
+    result = strip_result(tuple(f"t{i}" for i in range(n)))
     panel = TokensPanel()
     qtbot.addWidget(panel)
     panel.resize(600, 150)
@@ -324,6 +331,34 @@ def test_the_token_strip_holds_8000_tokens_without_8000_widgets(qtbot):
     image = panel.chips.viewport().grab().toImage()
     color = image.pixelColor(other.left() + 5, other.top() + 6)
     assert color.blue() > 200 and color.red() < 230  # now a strong negative score: blue
+
+
+def test_each_chip_is_as_wide_as_its_text_after_a_new_run_and_a_new_font(qtbot):
+    """The strip measures every chip once per run (the list asks for each size twice while
+    it lays out): a new run's texts and a larger font still give chips that fit them."""
+    from explorer.gui.panels.tokens_panel import CHIP_PADDING, TokensPanel
+
+    panel = TokensPanel()
+    qtbot.addWidget(panel)
+    panel.resize(600, 150)
+    panel.show()
+
+    def drawn_widths() -> list[int]:
+        return [panel.chip_rect(i).width() for i in range(panel.count())]
+
+    def text_widths(texts: tuple[str, ...]) -> list[int]:
+        metrics = panel.chips.fontMetrics()
+        return [metrics.horizontalAdvance(text) + CHIP_PADDING + 6 for text in texts]
+
+    for texts in (("a", "a wide piece", "b"), ("another wide piece", "x", "yy", "a")):
+        panel.show_result(strip_result(texts))
+        qtbot.waitUntil(lambda texts=texts: drawn_widths() == text_widths(texts), timeout=5000)
+    before = drawn_widths()
+    font = panel.chips.font()
+    font.setPointSize(font.pointSize() * 2)
+    panel.chips.setFont(font)
+    qtbot.waitUntil(lambda: drawn_widths() == text_widths(texts), timeout=5000)
+    assert all(after > width for after, width in zip(drawn_widths(), before, strict=True))
 
 
 def test_a_long_run_after_a_short_one_shows_the_whole_map(qtbot, window):

@@ -10,7 +10,17 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QAbstractListModel, QModelIndex, QRect, QSize, Qt, QTimer, Signal
+from PySide6.QtCore import (
+    QAbstractListModel,
+    QEvent,
+    QModelIndex,
+    QObject,
+    QRect,
+    QSize,
+    Qt,
+    QTimer,
+    Signal,
+)
 from PySide6.QtGui import QColor, QFont, QPainter, QPen
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -128,22 +138,36 @@ class ChipDelegate(QStyledItemDelegate):
         super().__init__(parent)
         self.model = model
         self._sizes: dict[tuple[str, str], QSize] = {}  # (font, text) -> chip size
+        self._row_sizes: list[QSize] | None = None  # per chip, for the model's texts
+        model.modelAboutToBeReset.connect(self.forget_sizes)  # before the list lays out again
 
-    def _text(self, index: QModelIndex) -> str:
-        row = index.row()
-        return self.model.texts[row] if 0 <= row < len(self.model.texts) else ""
+    def forget_sizes(self) -> None:
+        """Measure the chips again at the next layout (new texts, or a new font)."""
+        self._row_sizes = None
 
     def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex) -> QSize:  # noqa: N802
-        text = self._text(index)
-        key = (option.font.key(), text)
-        size = self._sizes.get(key)
-        if size is None:  # the list lays out every chip: measure each distinct text once
-            if len(self._sizes) > 100_000:
-                self._sizes.clear()
-            metrics = option.fontMetrics
-            size = QSize(metrics.horizontalAdvance(text) + CHIP_PADDING + 6, metrics.height() + 10)
-            self._sizes[key] = size
-        return QSize(size)
+        # the list asks for every chip, twice, while it lays out the strip (2,000 calls at
+        # 1,024 tokens): each call only looks its size up
+        sizes = self._row_sizes
+        if sizes is None:
+            sizes = self._row_sizes = self._measure(option)
+        row = index.row()
+        return sizes[row] if 0 <= row < len(sizes) else QSize()
+
+    def _measure(self, option: QStyleOptionViewItem) -> list[QSize]:
+        """Every chip's size in ``option``'s font; each distinct text is measured once."""
+        font, metrics = option.font.key(), option.fontMetrics
+        if len(self._sizes) > 100_000:
+            self._sizes.clear()
+        height = metrics.height() + 10
+        sizes = []
+        for text in self.model.texts:
+            size = self._sizes.get((font, text))
+            if size is None:
+                size = QSize(metrics.horizontalAdvance(text) + CHIP_PADDING + 6, height)
+                self._sizes[(font, text)] = size
+            sizes.append(size)
+        return sizes
 
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex) -> None:
         row = index.row()
@@ -183,6 +207,7 @@ class TokensPanel(QWidget):
         font = QFont("monospace")
         font.setStyleHint(QFont.Monospace)
         self.chips.setFont(font)
+        self.chips.installEventFilter(self)  # a new font: the chips are measured again
         self.heat_label = QLabel("")
         self.heat_label.setWordWrap(True)
         self.heat_label.setMinimumWidth(1)
@@ -200,6 +225,11 @@ class TokensPanel(QWidget):
 
     def sizeHint(self) -> QSize:
         return QSize(600, 110)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802
+        if watched is self.chips and event.type() == QEvent.Type.FontChange:
+            self.chips.itemDelegate().forget_sizes()
+        return False
 
     def show_result(self, result: RunResult) -> None:
         self._updating = True
