@@ -251,7 +251,7 @@ class MainWindow(QMainWindow):
         c.map_key_for = self.attention_panel.map.key_for  # the worker computes it with the run
         c.detail_ready.connect(self._show_detail)
         c.window_ready.connect(self.attention_panel.window_arrived)
-        c.thumbnails_changed.connect(self.attention_panel.thumbnails_arrived)
+        c.thumbnails_changed.connect(self._show_thumbnails)
         c.thumbnail_progress.connect(self.attention_panel.thumbnail_progress)
         self.positional_panel.options_changed.connect(lambda o: c.set_options(**o))
         c.run_changed.connect(self._show_run)
@@ -488,6 +488,12 @@ class MainWindow(QMainWindow):
         if self.attention_panel.detail_arrived(detail):
             plots = self.attention_panel.map
             self.stages.paint_in_turns([plots.map_widget, plots.curves_widget])
+
+    def _show_thumbnails(self, view: RunView, hide_first: bool, layer: int) -> None:
+        """A layer of thumbnails arrived: the mosaic takes it in this turn and is painted in
+        a turn of its own (at 4,096 tokens the two made one block of 26-34 ms)."""
+        if self.attention_panel.thumbnails_arrived(view, hide_first, layer):
+            self.stages.paint_in_turns([self.attention_panel.grid])
 
     def _show_next_tokens(self, view: RunView) -> None:
         """A long run's next-token rows arrived after its first panels (or failed): redraw

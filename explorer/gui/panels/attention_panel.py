@@ -110,8 +110,9 @@ class AttentionPanel(QWidget):
     def window_arrived(self, payload: tuple) -> None:
         self.map.window_arrived(payload)
 
-    def thumbnails_arrived(self, view: RunView, hide_first: bool, layer: int) -> None:
-        self.grid.layer_drawn(view, hide_first, layer)
+    def thumbnails_arrived(self, view: RunView, hide_first: bool, layer: int) -> bool:
+        """True when the grid drew the layer (False: it shows another run or variant)."""
+        return self.grid.layer_drawn(view, hide_first, layer)
 
     def thumbnail_progress(self, done: int, total: int, running: bool) -> None:
         self.grid.show_progress(done, total, running)
