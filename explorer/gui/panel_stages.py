@@ -133,7 +133,7 @@ class PanelStages(QObject):
         take as long as the paint itself), then the paint."""
         paint = Stage(PAINT, self._thaw_one(widget))
         before_paint = self._before_paint
-        if before_paint is None or (self._wants_ready is not None and not self._wants_ready(widget)):
+        if before_paint is None or not self._wants_ready_for(widget):
             return [paint]
 
         def ready() -> None:
@@ -141,12 +141,16 @@ class PanelStages(QObject):
                 before_paint(widget)
         return [Stage(READY, ready), paint]
 
+    def _wants_ready_for(self, widget: QWidget) -> bool:
+        return self._wants_ready is None or self._wants_ready(widget)
+
     def _thaw_one(self, widget: QWidget) -> Callable[[], None]:
         def thaw() -> None:
             if widget in self._frozen:
                 try:
-                    if self._before_paint is not None:  # again, should anything have changed
-                        self._before_paint(widget)  # since its turn (cheap if nothing did)
+                    if self._before_paint is not None and self._wants_ready_for(widget):
+                        self._before_paint(widget)  # again, should anything have changed
+                        # since its turn (cheap if nothing did)
                 finally:  # (a panel is never left frozen, even if that fails)
                     self._frozen.remove(widget)
                     widget.setUpdatesEnabled(True)

@@ -119,6 +119,18 @@ def test_a_panel_is_made_ready_to_paint_in_a_turn_of_its_own(qtbot):
     assert log.count("ready frozen=True") == 2  # its turn, then again in the paint turn
 
 
+def test_a_panel_that_needs_no_ready_turn_is_never_made_ready(qtbot):
+    """Panels ``wants_ready`` leaves out (the token strip: no plots) get no ready turn, and
+    their paint turn does not call ``before_paint`` either."""
+    log: list[str] = []
+    label = shown_label(qtbot, log)
+    stages = PanelStages(before_paint=lambda widget: log.append("ready"),
+                         wants_ready=lambda widget: widget is not label)
+    stages.start([("label", lambda: label.setText("new"), label)])
+    qtbot.waitUntil(lambda: not stages.busy and "paint label" in log, timeout=5000)
+    assert "ready" not in log
+
+
 class SlowLabel(QLabel):
     """A panel whose paint takes a while (as a plot's does), logged."""
 
