@@ -16,7 +16,12 @@ Every measurement runs in its own process (a clean peak RSS), one after another:
   until its map is drawn), the longest time the GUI thread was blocked (a 5 ms heartbeat
   timer), and the process's peak RSS.
 
-Prints one table (markdown) of seconds and GB.
+Prints one table (markdown) of seconds and GB. With ``--repeats N`` (N > 1) it runs, for
+each length, the eager forward (where it fits), the sdpa forward and the window N times,
+interleaved, and prints instead how the numbers the targets name spread over the N runs
+(median, min-max): first panels against each run's own eager and sdpa forward, the
+window's peak RSS, its worst block and its redraws. This machine's speed varies by 10-30%
+within minutes, so one run puts a ratio anywhere in that range.
 """
 
 from __future__ import annotations
@@ -169,11 +174,15 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--tokens", default="256,1024,2048,4096,8192")
     parser.add_argument("--child")
+    parser.add_argument("--repeats", type=int, default=1)
     args = parser.parse_args()
     if args.child:
         tokens = int(args.tokens)
         data = measure_gui(tokens) if args.child == "gui" else measure_engine(args.child, tokens)
         print(json.dumps(data))
+        return
+    if args.repeats > 1:
+        spread([int(t) for t in args.tokens.split(",")], args.repeats)
         return
     rows = []
     for tokens in (int(t) for t in args.tokens.split(",")):
@@ -205,6 +214,38 @@ def main() -> None:
             gui[0] = g["error"]
         tokens = (a.get("tokens") or g.get("tokens") or row["target"])
         print(f"| {tokens} | {eager} | {s(d)} | {analyze} | " + " | ".join(gui) + " |")
+
+
+def spread(lengths: list[int], repeats: int) -> None:
+    """The target numbers of ``repeats`` interleaved runs per length (see the docstring)."""
+    def summary(values: list[float], digits: int) -> str:
+        if not values:
+            return "-"
+        values = sorted(values)
+        middle = values[len(values) // 2] if len(values) % 2 else \
+            (values[len(values) // 2 - 1] + values[len(values) // 2]) / 2
+        return f"{middle:.{digits}f} ({values[0]:.{digits}f}-{values[-1]:.{digits}f})"
+
+    print("| tokens | runs | first panels / eager | first panels / sdpa | GUI peak RSS GB "
+          "| worst GUI block s | token redraw s | head redraw s |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for tokens in lengths:
+        runs = []
+        for _ in range(repeats):
+            run = {"eager": child("eager", tokens) if eager_fits(tokens) else {},
+                   "sdpa": child("sdpa", tokens), "gui": child("gui", tokens)}
+            print(json.dumps(run), file=sys.stderr)
+            runs.append(run)
+        ok = [run for run in runs if "first_panels_s" in run["gui"]]
+        ratios = {base: [run["gui"]["first_panels_s"] / run[base]["seconds"] for run in ok
+                         if "seconds" in run[base]] for base in ("eager", "sdpa")}
+        gui = [run["gui"] for run in ok]
+        print(f"| {tokens} | {len(ok)} | {summary(ratios['eager'], 2)} "
+              f"| {summary(ratios['sdpa'], 2)} "
+              f"| {summary([g['peak_rss_gb'] for g in gui], 3)} "
+              f"| {summary([g['worst_gui_block_s'] for g in gui], 3)} "
+              f"| {summary([g['token_redraw_s'] for g in gui], 3)} "
+              f"| {summary([g['head_redraw_s'] for g in gui], 2)} |")
 
 
 if __name__ == "__main__":
