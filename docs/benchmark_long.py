@@ -227,8 +227,8 @@ def spread(lengths: list[int], repeats: int) -> None:
         return f"{middle:.{digits}f} ({values[0]:.{digits}f}-{values[-1]:.{digits}f})"
 
     print("| tokens | runs | first panels / eager | first panels / sdpa | GUI peak RSS GB "
-          "| worst GUI block s | token redraw s | head redraw s |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "| worst GUI block s | token redraw s | head redraw s | GUI all thumbnails s |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for tokens in lengths:
         runs = []
         for _ in range(repeats):
@@ -240,12 +240,14 @@ def spread(lengths: list[int], repeats: int) -> None:
         ratios = {base: [run["gui"]["first_panels_s"] / run[base]["seconds"] for run in ok
                          if "seconds" in run[base]] for base in ("eager", "sdpa")}
         gui = [run["gui"] for run in ok]
-        print(f"| {tokens} | {len(ok)} | {summary(ratios['eager'], 2)} "
+        counted = gui[0]["tokens"] if gui else tokens
+        print(f"| {counted} | {len(ok)} | {summary(ratios['eager'], 2)} "
               f"| {summary(ratios['sdpa'], 2)} "
               f"| {summary([g['peak_rss_gb'] for g in gui], 3)} "
               f"| {summary([g['worst_gui_block_s'] for g in gui], 3)} "
               f"| {summary([g['token_redraw_s'] for g in gui], 3)} "
-              f"| {summary([g['head_redraw_s'] for g in gui], 2)} |")
+              f"| {summary([g['head_redraw_s'] for g in gui], 2)} "
+              f"| {summary([g['thumbnails_s'] for g in gui], 1)} |")
 
 
 if __name__ == "__main__":

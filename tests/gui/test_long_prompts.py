@@ -74,11 +74,25 @@ def test_a_layer_of_thumbnails_is_painted_in_a_turn_after_it_arrives(qtbot, wind
     arrivals = [n for n, entry in enumerate(log) if entry.startswith("layer")]
     assert arrivals, log
     for n in arrivals:
+        assert log[n] == "layer, grid frozen", log  # taken with its updates off ...
         after = log[n + 1:]
         assert "paint grid" in after, log
-        assert "turn" in after[:after.index("paint grid")], log  # not in the arrival's turn
+        assert "turn" in after[:after.index("paint grid")], log  # ... painted in a later turn
+    assert grid.updatesEnabled()
     layers = long_view.result.model_info.layers
     assert tile_pixel(window, long_view, layers - 1, 0).name() != "#ffffff"  # the last layer
+
+
+def test_a_layer_under_a_score_colouring_leaves_the_grid_as_drawn(qtbot, window, long_view):
+    """The mosaic takes a layer that arrives while the grid is coloured by scores (drawn
+    when they are cleared), but what is drawn did not change: nothing to paint."""
+    grid = window.attention_panel.grid
+    wait_for_thumbnails(qtbot, window)
+    heads = long_view.result.model_info.heads
+    grid.set_grid_scores(np.ones((long_view.layers, heads), np.float32), "test")
+    assert not window.attention_panel.thumbnails_arrived(long_view, False, 0)
+    grid.set_grid_scores(None)
+    assert window.attention_panel.thumbnails_arrived(long_view, False, 0)
 
 
 def test_the_long_map_is_a_labelled_pooled_overview_with_curves(qtbot, window, long_view):

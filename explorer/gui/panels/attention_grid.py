@@ -170,11 +170,12 @@ class AttentionGrid(QWidget):
         self._draw_marks()
 
     def layer_drawn(self, view: RunView, hide_first: bool, layer: int) -> bool:
-        """A streamed layer arrived: redraw the mosaic if it is the one shown (True)."""
+        """A streamed layer arrived: redraw the mosaic if it is the one shown; True when
+        that changed what is drawn (not under a score colouring)."""
         if view is not self.view or hide_first != self.selection.hide_first:
             return False
         self._show_mosaic(view.mosaics[hide_first])
-        return True
+        return self.scores is None
 
     def _show_mosaic(self, mosaic: np.ndarray) -> None:
         """float32[y, x] in [0, 1], NaN where a layer is not drawn yet. The image holds

@@ -45,6 +45,8 @@ WHITE, BLACK = QColor("white"), QColor("black")
 BORDER_PEN, SELECTED_PEN = QPen(BORDER_COLOR, 1), QPen(SELECTED_BORDER, 2)
 CHIP_PADDING = 12
 HEAT_ROLE = Qt.UserRole + 1
+MEASURE_AHEAD = 250
+"""Chips measured at once beyond the one the list asks for (its layout batch)."""
 
 
 def chip_tooltip(result: RunResult, index: int) -> str:
@@ -138,36 +140,35 @@ class ChipDelegate(QStyledItemDelegate):
         super().__init__(parent)
         self.model = model
         self._sizes: dict[tuple[str, str], QSize] = {}  # (font, text) -> chip size
-        self._row_sizes: list[QSize] | None = None  # per chip, for the model's texts
+        self._row_sizes: list[QSize] = []  # chips 0..n-1 measured so far (the model's texts)
         model.modelAboutToBeReset.connect(self.forget_sizes)  # before the list lays out again
 
     def forget_sizes(self) -> None:
-        """Measure the chips again at the next layout (new texts, or a new font)."""
-        self._row_sizes = None
+        """Measure the chips again as the list lays them out (new texts, or a new font)."""
+        self._row_sizes = []
 
     def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex) -> QSize:  # noqa: N802
-        # the list asks for every chip, twice, while it lays out the strip (2,000 calls at
-        # 1,024 tokens): each call only looks its size up
-        sizes = self._row_sizes
-        if sizes is None:
-            sizes = self._row_sizes = self._measure(option)
+        # the list asks for every chip, twice, while it lays the strip out in batches: the
+        # chips are measured a batch ahead, and each call only looks its size up
         row = index.row()
+        if row >= len(self._row_sizes):
+            self._measure(option, row + MEASURE_AHEAD)
+        sizes = self._row_sizes
         return sizes[row] if 0 <= row < len(sizes) else QSize()
 
-    def _measure(self, option: QStyleOptionViewItem) -> list[QSize]:
-        """Every chip's size in ``option``'s font; each distinct text is measured once."""
+    def _measure(self, option: QStyleOptionViewItem, stop: int) -> None:
+        """Measure chips up to ``stop`` in ``option``'s font (each distinct text once)."""
         font, metrics = option.font.key(), option.fontMetrics
         if len(self._sizes) > 100_000:
             self._sizes.clear()
         height = metrics.height() + 10
-        sizes = []
-        for text in self.model.texts:
+        sizes, texts = self._row_sizes, self.model.texts
+        for text in texts[len(sizes):stop]:
             size = self._sizes.get((font, text))
             if size is None:
                 size = QSize(metrics.horizontalAdvance(text) + CHIP_PADDING + 6, height)
                 self._sizes[(font, text)] = size
             sizes.append(size)
-        return sizes
 
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex) -> None:
         row = index.row()
@@ -199,7 +200,7 @@ class TokensPanel(QWidget):
         self.chips.setWrapping(True)
         self.chips.setResizeMode(QListView.Adjust)
         self.chips.setLayoutMode(QListView.Batched)
-        self.chips.setBatchSize(250)
+        self.chips.setBatchSize(MEASURE_AHEAD)
         self.chips.setUniformItemSizes(False)
         self.chips.setSelectionMode(QAbstractItemView.SingleSelection)
         self.chips.setSpacing(0)
