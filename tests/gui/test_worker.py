@@ -67,3 +67,33 @@ def test_maps_built_on_every_core_run_below_the_window_and_the_model_does_not(qt
     worker, pool = seen[0]
     assert worker == nice_of_this_thread()
     assert pool == [min(19, worker + BACKGROUND_NICE)] * 4
+
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice is Linux's")
+def test_steps_of_next_token_rows_run_below_the_window(qtbot, monkeypatch):
+    """A step of rows on the worker thread, at its normal priority, kept the window's
+    thread waiting for a core (48 ms at 8,192 tokens): the steps run on a lowered thread
+    (torch's OpenMP threads for it are started from it)."""
+    import explorer.backend.engine as engine
+    from explorer.gui.worker import EngineWorker
+    from tests.gui.conftest import fake_load
+
+    if nice_of_this_thread() >= 19:
+        pytest.skip("this process already runs at the lowest priority")
+    seen: list[int] = []
+    step = engine.PendingNextTokens.step
+
+    def recorded(pending):
+        seen.append(nice_of_this_thread())
+        return step(pending)
+
+    monkeypatch.setattr(engine.PendingNextTokens, "step", recorded)
+    worker = EngineWorker(load_fn=fake_load)
+    worker.load(1, "tiny-llama-long", {})
+    ready: list[object] = []
+    worker.next_tokens_ready.connect(lambda _id, result: ready.append(result))
+    worker.run(5, LONG, 5, "auto", None, None)
+    qtbot.waitUntil(lambda: bool(ready), timeout=30000)
+    assert seen and set(seen) == {min(19, nice_of_this_thread() + BACKGROUND_NICE)}
+    assert ready[0].topk_ids.min() >= 0  # every row computed
