@@ -14,7 +14,6 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -24,7 +23,7 @@ from explorer.core.errors import Cancelled, ExplorerError, UnsafeModelError
 from explorer.core.heap import release_freed_memory
 from explorer.core.parallel import lower_pool_threads
 from explorer.core.progress import TaskState, throttled
-from explorer.core.thread_priority import BACKGROUND_NICE, lower_this_thread
+from explorer.core.thread_priority import BACKGROUND_NICE, run_lowered
 from explorer.gui.run_view import RunView
 
 LoadFunction = Callable[..., Any]
@@ -444,26 +443,6 @@ class EngineWorker(QObject):
         """``load(spec, task, **options)`` as this worker loads models (for extra models
         a job keeps next to the main one, e.g. per-column models in the comparison)."""
         return self._load_fn
-
-
-_lowered_executor: ThreadPoolExecutor | None = None
-_lowered_lock = threading.Lock()
-
-
-def run_lowered(work: Callable[[], Any]) -> Any:
-    """``work()`` on a background thread BACKGROUND_NICE steps below the window's, waiting
-    for it (exceptions propagate). torch gives that thread OpenMP threads of its own,
-    started from it and so lowered too. The model's forward stays on the worker thread:
-    a step of next-token rows there, at 8,192 tokens, kept the window's thread waiting
-    48 ms for a core while it painted."""
-    global _lowered_executor
-    with _lowered_lock:
-        if _lowered_executor is None:
-            _lowered_executor = ThreadPoolExecutor(
-                1, thread_name_prefix="background-rows", initializer=lower_this_thread,
-                initargs=(BACKGROUND_NICE,))
-        executor = _lowered_executor
-    return executor.submit(work).result()
 
 
 class WorkerThread(QThread):

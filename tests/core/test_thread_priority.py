@@ -54,3 +54,20 @@ def test_the_threads_of_parallel_map_can_run_lowered():
     plain = parallel.parallel_map(lambda _: nice_of_this_thread(), range(8), workers=2)
     assert lowered == [min(19, caller + BACKGROUND_NICE)] * 8
     assert plain == [caller] * 8 and nice_of_this_thread() == caller
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice is Linux's")
+def test_run_lowered_returns_what_the_work_returns_from_a_lowered_thread():
+    from explorer.core.thread_priority import run_lowered
+
+    caller = nice_of_this_thread()
+    if caller >= 19:
+        pytest.skip("this process already runs at the lowest priority")
+    assert run_lowered(nice_of_this_thread) == min(19, caller + BACKGROUND_NICE)
+    assert nice_of_this_thread() == caller
+
+    def fails() -> None:
+        raise ValueError("from the lowered thread")
+
+    with pytest.raises(ValueError, match="lowered thread"):
+        run_lowered(fails)
