@@ -1,0 +1,5 @@
+"""The window: Qt panels, the worker thread that drives the engine, and their glue."""
+
+from explorer.gui.import_hook import lighten
+
+lighten()  # before torch and transformers are imported by anything in the window
