@@ -10,7 +10,8 @@ Every measurement runs in its own process (a clean peak RSS), one after another:
 - ``analyze``: ``engine.analyze(..., attention="auto")`` (lazy from 1,024 tokens);
 - ``gui``: the real window (offscreen) with its worker thread: the time from Run until the
   tokens, the last token's bars and the selected head's map are drawn ("first panels"),
-  until the bars after every token are ready (a long run computes them after its first
+  until every panel has taken the run and been painted ("all panels": the thumbnails'
+  frame and the positional plots too), until the bars after every token are ready (a long run computes them after its first
   panels), until every thumbnail is drawn, how long a selection change takes to redraw
   (another token: until every panel is painted, one per event-loop turn; another head:
   until its map is drawn), the longest time the GUI thread was blocked (a 5 ms heartbeat
@@ -128,10 +129,13 @@ def measure_gui(tokens: int) -> dict:
     started = time.perf_counter()
     window.prompt_panel.set_text(prompt)
     window.prompt_panel.run_now()
+    first_panels = (panel, window.tokens_panel, window.probability_panel)
     wait(lambda: controller.view is not None and controller.view.result.prompt == prompt
          and panel.detail is not None and panel.detail.num_tokens == controller.view.result.num_tokens
-         and not window.stages.busy)  # every panel has taken the run and been painted
+         and all(window.stages.painted(widget) for widget in first_panels))
     first = time.perf_counter() - started
+    wait(lambda: not window.stages.busy)  # every panel has taken the run and been painted
+    every = time.perf_counter() - started
     view = controller.view
     wait(lambda: not view.result.next_tokens_pending)  # the bars after every position
     bars = time.perf_counter() - started
@@ -147,6 +151,7 @@ def measure_gui(tokens: int) -> dict:
     wait(lambda: panel.detail is not None and panel.detail.key.head == 3)
     head_redraw = time.perf_counter() - mark
     result = {"tokens": t, "mode": view.result.attention_mode, "first_panels_s": first,
+              "all_panels_s": every,
               "all_bars_s": bars, "thumbnails_s": thumbnails, "token_redraw_s": token_redraw,
               "head_redraw_s": head_redraw, "worst_gui_block_s": state["worst_block"],
               "peak_rss_gb": peak_rss_gb()}
@@ -198,16 +203,16 @@ def main() -> None:
         return cell.get("error", "") if "error" in cell else f"{cell[key]:.2f}"
 
     print("| tokens | eager fwd + attentions s (peak GB) | sdpa fwd s | analyze s (peak GB) "
-          "| GUI first panels s (mode) | GUI bars at every token s | GUI all thumbnails s "
-          "| token redraw s | head redraw s | worst GUI block s | GUI peak RSS GB |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "| GUI first panels s (mode) | GUI all panels s | GUI bars at every token s "
+          "| GUI all thumbnails s | token redraw s | head redraw s | worst GUI block s | GUI peak RSS GB |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for row in rows:
         e, d, a, g = row["eager"], row["sdpa"], row["analyze"], row["gui"]
         eager = s(e) if "error" in e else f"{e['seconds']:.2f} ({e['peak_rss_gb']:.1f})"
         analyze = s(a) if "error" in a else f"{a['seconds']:.2f} ({a['peak_rss_gb']:.2f})"
-        gui = [""] * 7 if "error" in g else [
-            f"{g['first_panels_s']:.2f} ({g['mode']})", f"{g['all_bars_s']:.2f}",
-            f"{g['thumbnails_s']:.1f}",
+        gui = [""] * 8 if "error" in g else [
+            f"{g['first_panels_s']:.2f} ({g['mode']})", f"{g['all_panels_s']:.2f}",
+            f"{g['all_bars_s']:.2f}", f"{g['thumbnails_s']:.1f}",
             f"{g['token_redraw_s']:.3f}", f"{g['head_redraw_s']:.2f}",
             f"{g['worst_gui_block_s']:.3f}", f"{g['peak_rss_gb']:.2f}"]
         if "error" in g:

@@ -66,6 +66,15 @@ class PanelStages(QObject):
     def pending(self, name: str) -> bool:
         return any(stage.name == name for stage in self._queue)
 
+    def painted(self, panel: QWidget) -> bool:
+        """``panel`` has taken its stages and been painted: no stage queued changes or
+        paints it or a widget inside it (a frozen widget always has its paint queued)."""
+        def within(widget: QWidget | None) -> bool:
+            return widget is not None and (widget is panel or panel.isAncestorOf(widget))
+
+        return not any(within(stage.widget) or within(getattr(stage.run, "widget", None))
+                       for stage in self._queue)
+
     def start(self, stages: Iterable[Stage | tuple], done: Callable[[], None] | None = None) -> None:
         """Queue ``stages`` ((name, run) or (name, run, widget)) in place of what is queued;
         ``done`` is called after the last one."""

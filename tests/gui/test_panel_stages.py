@@ -235,6 +235,29 @@ def test_parts_of_a_panel_waiting_for_its_paint_are_painted_after_it_in_turns_of
     assert turns[3] == ["other"]
 
 
+def test_a_panel_is_painted_once_no_stage_nor_paint_of_it_or_inside_it_is_left(qtbot):
+    panel, other = QWidget(), QLabel("other")
+    part = QLabel("part", panel)
+    for widget in (panel, other):
+        qtbot.addWidget(widget)
+    stages = PanelStages(before_paint=lambda widget: None)
+    stages.start([("panel", lambda: None, panel), ("other", lambda: None, other)])
+    stages._timer.stop()
+    assert not stages.painted(panel) and not stages.painted(other)  # their stages wait
+    stages._next()  # the panel's stage: frozen, its turns to be made ready and painted next
+    stages._timer.stop()
+    assert not stages.painted(panel)
+    stages._next()  # ready
+    stages._timer.stop()
+    stages._next()  # painted
+    stages._timer.stop()
+    assert stages.painted(panel) and not stages.painted(other)
+    stages.paint_in_turns([part])  # a part of it changed: the panel waits for that paint
+    assert not stages.painted(panel) and stages.painted(QLabel("elsewhere"))
+    stages.flush()
+    assert stages.painted(panel) and stages.painted(other) and not stages.busy
+
+
 def test_a_failing_stage_does_not_stop_the_others_nor_freeze_its_panel(qtbot):
     log: list[str] = []
     label = QLabel("old")
@@ -290,9 +313,10 @@ def test_the_window_hands_a_run_over_in_turns_and_keeps_the_newest_selection(qtb
     qtbot.waitUntil(lambda: bool(shown), timeout=WAIT_MS)
     names = [name for _, name in turns]
     # a panel is made ready to paint (its plots' axes laid out; the token strip has none)
-    # and painted in turns of its own
-    assert names == ["map", "ready", "paint", "grid", "ready", "paint", "tokens", "paint",
-                     "probability", "ready", "paint", "prompt", "positional", "ready", "paint"]
+    # and painted in turns of its own; the map, the strip and the bars (the first panels)
+    # before the thumbnails and the positional plots
+    assert names == ["map", "ready", "paint", "tokens", "paint", "probability", "ready", "paint",
+                     "grid", "ready", "paint", "prompt", "positional", "ready", "paint"]
     tokens = names.index("tokens")
     assert turns[tokens][0] != n and turns[tokens + 1][0] == n  # the strip changed in its turn
     assert window.tokens_panel.current_token() == 2
