@@ -2,4 +2,5 @@
 
 from explorer.gui.import_hook import lighten
 
-lighten()  # before torch and transformers are imported by anything in the window
+lighten()  # before torch and transformers are imported by anything in the window (every
+# module of this package, the Qt-free ones too, now imports PySide6 first)

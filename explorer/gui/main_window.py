@@ -449,7 +449,7 @@ class MainWindow(QMainWindow):
         (``PanelStages``). The map goes first, so the worker starts on its detail while the
         others are drawn; then the strip and the bars, so the three panels a person reads
         first are drawn before the thumbnails and the positional plots (at 1,024 tokens
-        about 0.1 s sooner than in the order of the docks)."""
+        about 0.1 s sooner than with the thumbnails second)."""
         for note in view.result.notes:
             self.statusBar().showMessage(note, 15000)
 

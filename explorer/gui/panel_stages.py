@@ -33,7 +33,8 @@ class PanelStages(QObject):
     A stage that names its panel (``widget``) changes the panel with its updates off, and
     the panel is made ready to paint (``before_paint``) and painted in turns of their own
     right after. ``start`` replaces what is queued (a newer run makes the older stages
-    moot); ``pending(name)`` says whether a panel still waits for its stage; ``flush``
+    moot); ``pending(name)`` says whether a panel still waits for its stage,
+    ``painted(panel)`` whether it has taken and painted what was queued for it; ``flush``
     runs the rest now (exporting, a screenshot); ``cancel`` drops them (closing).
     ``busy_changed`` says when turns start and when the last one is done."""
 
@@ -67,12 +68,14 @@ class PanelStages(QObject):
         return any(stage.name == name for stage in self._queue)
 
     def painted(self, panel: QWidget) -> bool:
-        """``panel`` has taken its stages and been painted: no stage queued changes or
-        paints it or a widget inside it (a frozen widget always has its paint queued)."""
-        def within(widget: QWidget | None) -> bool:
-            return widget is not None and (widget is panel or panel.isAncestorOf(widget))
+        """No stage queued changes or paints ``panel``, a widget inside it or one that
+        holds it (a frozen widget always has its paint queued): whatever it was handed
+        is painted. (Also true of a panel never handed anything.)"""
+        def touches(widget: QWidget | None) -> bool:
+            return widget is not None and (
+                widget is panel or panel.isAncestorOf(widget) or widget.isAncestorOf(panel))
 
-        return not any(within(stage.widget) or within(getattr(stage.run, "widget", None))
+        return not any(touches(stage.widget) or touches(getattr(stage.run, "widget", None))
                        for stage in self._queue)
 
     def start(self, stages: Iterable[Stage | tuple], done: Callable[[], None] | None = None) -> None:

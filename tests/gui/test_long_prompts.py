@@ -371,6 +371,28 @@ def test_the_token_strip_holds_8000_tokens_without_8000_widgets(qtbot):
     assert color.blue() > 200 and color.red() < 230  # now a strong negative score: blue
 
 
+def test_the_strip_scrolls_to_the_selection_in_the_layout_batch_that_places_it(qtbot):
+    """A long strip is laid out in batches; it scrolls to the selected chip when a batch
+    gives it a place, not on a later poll (the fallback timer is stopped here)."""
+    from explorer.core.selection import Selection
+    from explorer.gui.panels.tokens_panel import TokensPanel
+
+    n = 3000
+    panel = TokensPanel()
+    qtbot.addWidget(panel)
+    panel.resize(600, 150)
+    panel.show()
+    qtbot.waitExposed(panel)
+    panel.show_result(strip_result(tuple(f"t{i}" for i in range(n))))
+    panel.show_selection(Selection(token=n - 1))
+    panel._scroll_timer.setInterval(10**6)  # the poll never fires within this test
+    assert not panel.shows_selection()  # the chip has no place yet
+    qtbot.waitUntil(panel.shows_selection, timeout=5000)
+    chip = panel.chip_rect(n - 1)
+    image = panel.chips.viewport().grab().toImage()
+    assert image.pixelColor(chip.left() + 5, chip.top() + 6).name() == "#ffcf40"  # drawn, selected
+
+
 def test_each_chip_is_as_wide_as_its_text_after_a_new_run_and_a_new_font(qtbot):
     """The strip measures every chip once per run (the list asks for each size twice while
     it lays out): a new run's texts and a larger font still give chips that fit them."""

@@ -235,7 +235,7 @@ def test_parts_of_a_panel_waiting_for_its_paint_are_painted_after_it_in_turns_of
     assert turns[3] == ["other"]
 
 
-def test_a_panel_is_painted_once_no_stage_nor_paint_of_it_or_inside_it_is_left(qtbot):
+def test_a_panel_is_painted_once_no_stage_nor_paint_of_it_in_it_or_around_it_is_left(qtbot):
     panel, other = QWidget(), QLabel("other")
     part = QLabel("part", panel)
     for widget in (panel, other):
@@ -256,6 +256,10 @@ def test_a_panel_is_painted_once_no_stage_nor_paint_of_it_or_inside_it_is_left(q
     assert not stages.painted(panel) and stages.painted(QLabel("elsewhere"))
     stages.flush()
     assert stages.painted(panel) and stages.painted(other) and not stages.busy
+    stages.start([("panel", lambda: None, panel)])  # the panel that holds the part
+    assert not stages.painted(part)
+    stages.flush()
+    assert stages.painted(part)
 
 
 def test_a_failing_stage_does_not_stop_the_others_nor_freeze_its_panel(qtbot):
@@ -297,9 +301,16 @@ def test_the_window_hands_a_run_over_in_turns_and_keeps_the_newest_selection(qtb
     window.run_displayed.connect(lambda view: shown.append(view.result.prompt))
     original = window.stages._next
 
+    painted_at_grid: dict[str, bool] = {}
+    panels = {"map": window.attention_panel.map, "tokens": window.tokens_panel,
+              "probability": window.probability_panel, "grid": window.attention_panel.grid,
+              "positional": window.positional_panel}
+
     def next_stage() -> None:
         name = window.stages._queue[0][0] if window.stages._queue else ""
         turns.append((window.tokens_panel.count(), name))
+        if name == "grid":
+            painted_at_grid.update({key: window.stages.painted(panel) for key, panel in panels.items()})
         original()
 
     window.stages._timer.timeout.disconnect()
@@ -317,6 +328,9 @@ def test_the_window_hands_a_run_over_in_turns_and_keeps_the_newest_selection(qtb
     # before the thumbnails and the positional plots
     assert names == ["map", "ready", "paint", "tokens", "paint", "probability", "ready", "paint",
                      "grid", "ready", "paint", "prompt", "positional", "ready", "paint"]
+    # the first panels are painted before the grid's stage, the others after
+    assert painted_at_grid == {"map": True, "tokens": True, "probability": True,
+                               "grid": False, "positional": False}
     tokens = names.index("tokens")
     assert turns[tokens][0] != n and turns[tokens + 1][0] == n  # the strip changed in its turn
     assert window.tokens_panel.current_token() == 2

@@ -219,10 +219,13 @@ class TokensPanel(QWidget):
         layout.addWidget(self.heat_label)
         self.chips.selectionModel().currentRowChanged.connect(self._on_row_changed)
         self._updating = False
-        # long strips are laid out in batches between events: scroll once the chip has a place
+        # long strips are laid out in batches between events: scroll once the chip has a
+        # place, as soon as a batch gives the strip more height (and, should no batch come,
+        # on a timer)
         self._scroll_row = -1
         self._scroll_timer = QTimer(self, singleShot=True, interval=20)
         self._scroll_timer.timeout.connect(self._scroll_when_laid_out)
+        self.chips.verticalScrollBar().rangeChanged.connect(self._on_strip_grew)
 
     def sizeHint(self) -> QSize:
         return QSize(600, 110)
@@ -264,6 +267,10 @@ class TokensPanel(QWidget):
         else:
             self._scroll_timer.start()
 
+    def _on_strip_grew(self, _low: int, _high: int) -> None:
+        if self._scroll_row >= 0:
+            self._scroll_when_laid_out()
+
     def _on_row_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
         if not self._updating and current.isValid():
             self.token_selected.emit(current.row())
@@ -282,6 +289,15 @@ class TokensPanel(QWidget):
     def chip_rect(self, index: int) -> QRect:
         """Where chip ``index`` is drawn, in the list viewport's coordinates."""
         return self.chips.visualRect(self.model.index(index))
+
+    def shows_selection(self) -> bool:
+        """The selected chip has its place and is in view (a long strip is laid out in
+        batches, and scrolled to the chip once the chip is laid out); True when none is."""
+        row = self.current_token()
+        if row < 0:
+            return True
+        rect = self.chip_rect(row)
+        return rect.isValid() and self.chips.viewport().rect().intersects(rect)
 
     # -- heat ----------------------------------------------------------------------------------
     def set_token_heat(self, values: np.ndarray | None, label: str = "") -> None:
