@@ -32,6 +32,7 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -230,10 +231,8 @@ def spread(lengths: list[int], repeats: int) -> None:
     def summary(values: list[float], digits: int) -> str:
         if not values:
             return "-"
-        values = sorted(values)
-        middle = values[len(values) // 2] if len(values) % 2 else \
-            (values[len(values) // 2 - 1] + values[len(values) // 2]) / 2
-        return f"{middle:.{digits}f} ({values[0]:.{digits}f}-{values[-1]:.{digits}f})"
+        middle = statistics.median(values)
+        return f"{middle:.{digits}f} ({min(values):.{digits}f}-{max(values):.{digits}f})"
 
     print("| tokens | runs | first panels / eager | first panels / sdpa | GUI peak RSS GB "
           "| worst GUI block s | token redraw s | head redraw s | GUI all thumbnails s |")

@@ -355,7 +355,7 @@ def test_the_token_strip_holds_8000_tokens_without_8000_widgets(qtbot):
     assert panel.count() == n
     assert len(panel.findChildren(QWidget)) < 40
     panel.show_selection(Selection(token=7777))
-    qtbot.waitUntil(lambda: panel.chips.viewport().rect().intersects(panel.chip_rect(7777)))
+    qtbot.waitUntil(panel.shows_selection)
     assert panel.current_token() == 7777
     heat = np.linspace(-1, 1, n)
     panel.set_token_heat(heat, "test score")

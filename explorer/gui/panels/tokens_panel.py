@@ -225,7 +225,7 @@ class TokensPanel(QWidget):
         self._scroll_row = -1
         self._scroll_timer = QTimer(self, singleShot=True, interval=20)
         self._scroll_timer.timeout.connect(self._scroll_when_laid_out)
-        self.chips.verticalScrollBar().rangeChanged.connect(self._on_strip_grew)
+        self.chips.verticalScrollBar().rangeChanged.connect(lambda *_: self._scroll_when_laid_out())
 
     def sizeHint(self) -> QSize:
         return QSize(600, 110)
@@ -266,10 +266,6 @@ class TokensPanel(QWidget):
             self._scroll_row = -1
         else:
             self._scroll_timer.start()
-
-    def _on_strip_grew(self, _low: int, _high: int) -> None:
-        if self._scroll_row >= 0:
-            self._scroll_when_laid_out()
 
     def _on_row_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
         if not self._updating and current.isValid():
