@@ -552,8 +552,7 @@ class MainWindow(QMainWindow):
             self.restoreState(state, LAYOUT_VERSION)
 
     def last_prompt(self) -> str:
-        value = self.settings.value("prompt/last", "")
-        return value if isinstance(value, str) and value else DEFAULT_PROMPT
+        return self.sessions.last_prompt() or DEFAULT_PROMPT
 
     def last_model(self) -> str | None:
         value = self.settings.value("model/last", "")

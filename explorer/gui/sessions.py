@@ -10,6 +10,7 @@ from PySide6.QtCore import QObject, QSettings, QTimer
 
 from explorer.core.selection import Selection
 from explorer.core.session import ModelRef, Session, SessionError, read_session, write_session
+from explorer.gui.prompt_autosave import PromptAutosave, autosave_path
 
 MAX_RECENT = 8
 AUTOSAVE_MS = 1000
@@ -35,19 +36,31 @@ class SessionManager(QObject):
         super().__init__(window)  # type: ignore[arg-type]
         self.window = window
         self.settings = settings
+        self.prompt_autosave = PromptAutosave(autosave_path(settings))
         self._pending_selection: Selection | None = None
         self._pending_prompt: str | None = None
         self._expected_fingerprint: str | None = None
         self._autosave = QTimer(self, singleShot=True, interval=AUTOSAVE_MS)
-        self._autosave.timeout.connect(self.autosave_prompt)
+        self._autosave.timeout.connect(self._autosave_in_background)
         window.prompt_panel.editor.textChanged.connect(self._autosave.start)
         window.run_displayed.connect(self._apply_pending_selection)
         window.controller.model_changed.connect(self._check_fingerprint)
 
     # -- autosave ------------------------------------------------------------------------
+    def _autosave_in_background(self) -> None:
+        """A second after the last edit: the autosave's thread writes the prompt (a flush to
+        disk can take seconds; the window does not wait for it)."""
+        self.prompt_autosave.save(self.window.prompt_panel.text())
+
     def autosave_prompt(self) -> None:
-        self.settings.setValue("prompt/last", self.window.prompt_panel.text())
-        self.settings.sync()
+        """Save the prompt now and wait until it is on disk, after any autosave still being
+        written (the window's close)."""
+        self._autosave.stop()
+        self.prompt_autosave.save_now(self.window.prompt_panel.text())
+
+    def last_prompt(self) -> str | None:
+        """The prompt the last session left (None when there is none)."""
+        return self.prompt_autosave.load(self.settings)
 
     # -- save / open ---------------------------------------------------------------------
     def current(self) -> Session:

@@ -5,7 +5,10 @@ import json
 from PySide6.QtCore import QSettings
 
 from explorer.core.session import read_session
-from tests.gui.conftest import load_and_run
+from explorer.gui.controller import Controller
+from explorer.gui.main_window import MainWindow
+from explorer.gui.worker import EngineWorker
+from tests.gui.conftest import fake_load, load_and_run
 
 PROMPT = "The cat sat on the mat."
 
@@ -85,10 +88,14 @@ def test_a_session_cannot_load_a_pickle_model_without_consent(qtbot, window, tmp
 
 def test_prompt_autosave_survives_without_close(qtbot, window, tmp_path):
     window.prompt_panel.set_text("unsaved words")
-    qtbot.waitUntil(lambda: window.settings.value("prompt/last") == "unsaved words", timeout=5000)
-    # a new QSettings on the same file (as after a crash) sees it
-    again = QSettings(window.settings.fileName(), QSettings.IniFormat)
-    assert again.value("prompt/last") == "unsaved words"
+    saved = tmp_path / "settings.prompt.txt"
+    qtbot.waitUntil(lambda: saved.exists() and saved.read_text() == "unsaved words", timeout=5000)
+    # the next window on the same settings (as after a crash) starts from it
+    again = MainWindow(Controller(EngineWorker(load_fn=fake_load)),
+                       QSettings(window.settings.fileName(), QSettings.IniFormat))
+    qtbot.addWidget(again)
+    assert again.last_prompt() == "unsaved words"
+    again.close()
 
 
 def test_pickle_model_needs_consent(qtbot, window):

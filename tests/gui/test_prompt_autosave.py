@@ -1,0 +1,100 @@
+"""The prompt autosave: the text reaches its file from a thread of its own, in order, and
+the GUI thread never waits for the flush."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+from PySide6.QtCore import QElapsedTimer, QSettings, QTimer
+
+from explorer.gui.prompt_autosave import LEGACY_KEY, PromptAutosave, autosave_path, write_durably
+
+
+def slow_write(seconds: float, threads: list[str], began: list[float] | None = None):
+    """A write that takes ``seconds`` (a slow flush) and notes the thread it ran on (and
+    when it began)."""
+
+    def write(path: Path, text: str) -> None:
+        if began is not None:
+            began.append(time.perf_counter())
+        threads.append(threading.current_thread().name)
+        time.sleep(seconds)
+        write_durably(path, text)
+
+    return write
+
+
+def test_the_file_sits_beside_the_settings_and_holds_the_text(qtbot, tmp_path):
+    settings = QSettings(str(tmp_path / "s.ini"), QSettings.IniFormat)
+    path = autosave_path(settings)
+    assert path == tmp_path / "s.prompt.txt"
+    autosave = PromptAutosave(path)
+    autosave.save("line one\r\nline two ünïcode").result(timeout=10)
+    assert path.read_bytes() == "line one\r\nline two ünïcode".encode()  # kept as typed
+    assert autosave.load(settings) == "line one\r\nline two ünïcode"
+    assert not list(tmp_path.glob("*.writing"))  # the scratch file was moved into place
+
+
+def test_save_returns_before_a_slow_flush_and_the_event_loop_runs_meanwhile(qtbot, tmp_path):
+    threads: list[str] = []
+    autosave = PromptAutosave(tmp_path / "p.txt", write=slow_write(0.6, threads))
+    beats: list[int] = []
+    clock = QElapsedTimer()
+    clock.start()
+    heartbeat = QTimer(interval=10)
+    heartbeat.timeout.connect(lambda: beats.append(clock.elapsed()))
+    heartbeat.start()
+    started = time.perf_counter()
+    pending = autosave.save("typed")
+    assert time.perf_counter() - started < 0.1
+    qtbot.waitUntil(pending.done, timeout=5000)
+    heartbeat.stop()
+    assert threads and threads[0] != threading.main_thread().name
+    assert len(beats) >= 20  # the GUI thread's timer fired all through the 0.6 s write
+    assert max(b - a for a, b in zip(beats, beats[1:], strict=False)) < 300
+    assert (tmp_path / "p.txt").read_text() == "typed"
+
+
+def test_save_now_waits_for_earlier_saves_and_lands_last(qtbot, tmp_path):
+    threads: list[str] = []
+    autosave = PromptAutosave(tmp_path / "p.txt", write=slow_write(0.3, threads))
+    earlier = autosave.save("older text")
+    autosave.save_now("newest text")
+    assert earlier.done()
+    assert (tmp_path / "p.txt").read_text() == "newest text"
+
+
+def test_a_file_that_cannot_be_written_is_said_on_stderr(qtbot, tmp_path, capfd):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    autosave = PromptAutosave(blocker / "p.txt")
+    autosave.save_now("words")  # no exception reaches the window
+    assert "could not save the prompt" in capfd.readouterr().err
+
+
+def test_an_older_release_s_prompt_is_read_when_there_is_no_file(qtbot, tmp_path, capfd):
+    settings = QSettings(str(tmp_path / "s.ini"), QSettings.IniFormat)
+    autosave = PromptAutosave(autosave_path(settings))
+    assert autosave.load(settings) is None
+    settings.setValue(LEGACY_KEY, "kept by the last release")
+    assert autosave.load(settings) == "kept by the last release"
+    autosave.path.write_bytes(b"\xff\xfe not utf-8")
+    assert autosave.load(settings) == "kept by the last release"
+    assert "could not read the saved prompt" in capfd.readouterr().err
+
+
+def test_window_autosave_runs_on_its_thread_and_close_keeps_the_last_text(qtbot, window):
+    threads: list[str] = []
+    began: list[float] = []
+    path = window.sessions.prompt_autosave.path
+    window.sessions.prompt_autosave = PromptAutosave(path, write=slow_write(1.0, threads, began))
+    window.prompt_panel.set_text("first draft")
+    qtbot.waitUntil(lambda: bool(threads), timeout=5000)  # the autosave began (one second on)
+    assert time.perf_counter() - began[0] < 0.5  # the window runs on while the 1 s write does
+    assert threads[0] != threading.main_thread().name
+    window.prompt_panel.set_text("second draft")
+    window.close()  # waits for the first draft's write, then writes the second
+    assert path.read_text() == "second draft"
+    assert threads == ["prompt-autosave_0"] * 2
