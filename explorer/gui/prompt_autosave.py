@@ -27,13 +27,14 @@ Write = Callable[[Path, str], None]
 
 
 def autosave_path(settings: QSettings) -> Path:
-    """``<settings file stem>.prompt.txt`` beside an INI settings file (the native format
-    on Linux and macOS is one); the app's config folder where settings are no file."""
+    """``<settings file stem>.prompt.txt`` beside the settings file (on Linux the native
+    format is an INI file, on macOS a plist); in the app's config folder on Windows, whose
+    native settings live in the registry, not in a file."""
+    if sys.platform == "win32" and settings.format() == QSettings.Format.NativeFormat:
+        location = QStandardPaths.StandardLocation.AppConfigLocation
+        return Path(QStandardPaths.writableLocation(location)) / "last.prompt.txt"
     settings_file = Path(settings.fileName())
-    if settings_file.parent.is_dir() or settings.format() == QSettings.Format.IniFormat:
-        return settings_file.with_name(settings_file.stem + ".prompt.txt")
-    folder = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppConfigLocation)
-    return Path(folder) / "last.prompt.txt"
+    return settings_file.with_name(settings_file.stem + ".prompt.txt")
 
 
 def write_durably(path: Path, text: str) -> None:

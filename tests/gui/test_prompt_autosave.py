@@ -98,3 +98,10 @@ def test_window_autosave_runs_on_its_thread_and_close_keeps_the_last_text(qtbot,
     window.close()  # waits for the first draft's write, then writes the second
     assert path.read_text() == "second draft"
     assert threads == ["prompt-autosave_0"] * 2
+
+
+def test_the_native_settings_file_gets_its_prompt_beside_it_before_it_exists(qtbot, tmp_path,
+                                                                               monkeypatch):
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))  # no folder there yet
+    settings = QSettings("AttentionExplorer", "AttentionExplorer")
+    assert autosave_path(settings) == tmp_path / "config/AttentionExplorer/AttentionExplorer.prompt.txt"
