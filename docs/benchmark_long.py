@@ -16,7 +16,7 @@ Every measurement runs in its own process (a clean peak RSS), one after another:
   panels), until every thumbnail is drawn, how long a selection change takes to redraw
   (another token: until every panel is painted, one per event-loop turn; another head:
   until its map is drawn), the longest time the GUI thread was blocked (a 5 ms heartbeat
-  timer), and the process's peak RSS.
+  timer; the JSON line says during which of those steps), and the process's peak RSS.
 
 Prints one table (markdown) of seconds and GB. With ``--repeats N`` (N > 1) it runs, for
 each length, the eager forward (where it fits), the sdpa forward and the window N times,
@@ -95,14 +95,16 @@ def measure_gui(tokens: int) -> dict:
     window.resize(1500, 1000)
     window.show()
     controller = window.controller
-    state: dict = {"worst_block": 0.0, "last": None}
+    state: dict = {"worst_block": 0.0, "last": None, "phase": "load", "worst_phase": ""}
     clock = QElapsedTimer()
     clock.start()
 
     def beat() -> None:
         now = clock.elapsed()
         if state["last"] is not None and state.get("watch"):
-            state["worst_block"] = max(state["worst_block"], (now - state["last"] - 5) / 1000)
+            block = (now - state["last"] - 5) / 1000
+            if block > state["worst_block"]:
+                state["worst_block"], state["worst_phase"] = block, state["phase"]
         state["last"] = now
 
     heartbeat = QTimer()
@@ -128,6 +130,7 @@ def measure_gui(tokens: int) -> dict:
     panel = window.attention_panel.map
     state["last"] = None  # the time spent making the prompt above is not a GUI block
     state["watch"] = True
+    state["phase"] = "first panels"
     started = time.perf_counter()
     window.prompt_panel.set_text(prompt)
     window.prompt_panel.run_now()
@@ -138,19 +141,24 @@ def measure_gui(tokens: int) -> dict:
          and all(window.stages.painted(widget) for widget in first_panels)
          and window.tokens_panel.shows_selection())  # the strip laid out up to the chip
     first = time.perf_counter() - started
+    state["phase"] = "all panels"
     wait(lambda: not window.stages.busy)  # every panel has taken the run and been painted
     every = time.perf_counter() - started
     view = controller.view
+    state["phase"] = "bars"
     wait(lambda: not view.result.next_tokens_pending)  # the bars after every position
     bars = time.perf_counter() - started
+    state["phase"] = "thumbnails"
     wait(lambda: view.complete(controller.selection.hide_first))
     thumbnails = time.perf_counter() - started
     t = view.result.num_tokens
     mark = time.perf_counter()
+    state["phase"] = "token redraw"
     controller.select_token(t // 2)
     wait(lambda: not window.stages.busy)  # the panels are painted one per event-loop turn
     token_redraw = time.perf_counter() - mark
     mark = time.perf_counter()
+    state["phase"] = "head redraw"
     controller.select_head(controller.selection.layer + 1, 3)
     wait(lambda: panel.detail is not None and panel.detail.key.head == 3)
     head_redraw = time.perf_counter() - mark
@@ -158,6 +166,7 @@ def measure_gui(tokens: int) -> dict:
               "all_panels_s": every,
               "all_bars_s": bars, "thumbnails_s": thumbnails, "token_redraw_s": token_redraw,
               "head_redraw_s": head_redraw, "worst_gui_block_s": state["worst_block"],
+              "worst_gui_block_during": state["worst_phase"],
               "peak_rss_gb": peak_rss_gb()}
     heartbeat.stop()
     window.close()
