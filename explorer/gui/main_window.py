@@ -498,8 +498,9 @@ class MainWindow(QMainWindow):
             self.stages.paint_in_turns([self.attention_panel.grid])
 
     def _show_next_tokens(self, view: RunView) -> None:
-        """A long run's next-token rows arrived after its first panels (or failed): redraw
-        the bars."""
+        """A long run's next-token rows arrived (or failed) after the run was handed to the
+        panels: redraw the bars, unless their stage is still queued (it reads the view's
+        result when it runs)."""
         if self.stages.pending("probability"):
             return  # its stage reads the view's result when it runs
         self.probability_panel.show_result(view.result, self.controller.next_tokens_error)
