@@ -95,7 +95,8 @@ def measure_gui(tokens: int) -> dict:
     window.resize(1500, 1000)
     window.show()
     controller = window.controller
-    state: dict = {"worst_block": 0.0, "last": None, "phase": "load", "worst_phase": ""}
+    state: dict = {"worst_block": 0.0, "last": None, "phase": "load", "beat_phase": "load",
+                    "worst_phase": ""}
     clock = QElapsedTimer()
     clock.start()
 
@@ -103,9 +104,11 @@ def measure_gui(tokens: int) -> dict:
         now = clock.elapsed()
         if state["last"] is not None and state.get("watch"):
             block = (now - state["last"] - 5) / 1000
-            if block > state["worst_block"]:
-                state["worst_block"], state["worst_phase"] = block, state["phase"]
-        state["last"] = now
+            if block > state["worst_block"]:  # a block can end the step it fell in
+                during = state["phase"] if state["beat_phase"] == state["phase"] else \
+                    f"{state['beat_phase']} -> {state['phase']}"
+                state["worst_block"], state["worst_phase"] = block, during
+        state["last"], state["beat_phase"] = now, state["phase"]
 
     heartbeat = QTimer()
     heartbeat.setInterval(5)

@@ -562,8 +562,8 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt naming
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("window/state", self.saveState(LAYOUT_VERSION))
+        self.hide()  # gone at once, even if the worker or the prompt's save needs a moment
         self.sessions.autosave_prompt()
-        self.hide()  # gone at once, even if the worker needs a moment to stop
         self.stages.cancel()
         self.controller.shutdown()
         super().closeEvent(event)

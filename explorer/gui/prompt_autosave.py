@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
+import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -25,49 +27,73 @@ LEGACY_KEY = "prompt/last"
 
 Write = Callable[[Path, str], None]
 
+_writer: ThreadPoolExecutor | None = None
+_writer_lock = threading.Lock()
+
+
+def _writer_thread() -> ThreadPoolExecutor:
+    """The process's one writer thread (every window's saves, in the order asked)."""
+    global _writer
+    with _writer_lock:
+        if _writer is None:
+            _writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prompt-autosave")
+        return _writer
+
 
 def autosave_path(settings: QSettings) -> Path:
     """``<settings file stem>.prompt.txt`` beside the settings file (on Linux the native
-    format is an INI file, on macOS a plist); in the app's config folder on Windows, whose
-    native settings live in the registry, not in a file."""
-    if sys.platform == "win32" and settings.format() == QSettings.Format.NativeFormat:
+    format is an INI file). On Windows (native settings live in the registry) and macOS
+    (in a plist of the system's preferences folder), the app's config folder."""
+    if settings.format() == QSettings.Format.NativeFormat and sys.platform in ("win32", "darwin"):
         location = QStandardPaths.StandardLocation.AppConfigLocation
-        return Path(QStandardPaths.writableLocation(location)) / "last.prompt.txt"
+        folder = QStandardPaths.writableLocation(location)
+        return (Path(folder) if folder else Path.home() / ".attention-explorer") / "last.prompt.txt"
     settings_file = Path(settings.fileName())
     return settings_file.with_name(settings_file.stem + ".prompt.txt")
 
 
 def write_durably(path: Path, text: str) -> None:
-    """Write ``text`` to a scratch file, flush it to disk and move it over ``path``: a crash
-    at any moment leaves the previous prompt or the new one, never half of one."""
+    """Write ``text`` to a scratch file of its own, flush it to disk and move it over
+    ``path``: a crash at any moment leaves the previous prompt or the new one, never half of
+    one, and two processes saving at once each move a whole file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    scratch = path.with_name(path.name + ".writing")
-    with open(scratch, "w", encoding="utf-8", newline="") as file:
-        file.write(text)
-        file.flush()
-        os.fsync(file.fileno())
-    os.replace(scratch, path)
+    handle, scratch = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".writing")
+    try:
+        with open(handle, "w", encoding="utf-8", newline="") as file:
+            file.write(text)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(scratch, path)
+    except BaseException:
+        Path(scratch).unlink(missing_ok=True)
+        raise
 
 
 class PromptAutosave:
-    """Saves the prompt to ``path`` on one writer thread, in the order asked."""
+    """Saves the prompt to ``path`` on the process's writer thread, in the order asked."""
 
     def __init__(self, path: Path, write: Write = write_durably) -> None:
         self.path = path
         self._write = write
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prompt-autosave")
+        self._last_queued: str | None = None
+        self._last_save: Future[None] | None = None
 
-    def save(self, text: str) -> Future:
-        """Queue ``text``; returns at once. A failure is said on stderr, never raised."""
-        return self._thread.submit(self._save, text)
+    def save(self, text: str) -> Future[None]:
+        """Queue ``text`` (unless it is the text queued last: then that save's future);
+        returns at once. A failure is said on stderr, never raised."""
+        if text != self._last_queued or self._last_save is None:
+            self._last_queued = text
+            self._last_save = _writer_thread().submit(self._save, text)
+        return self._last_save
 
     def save_now(self, text: str) -> None:
         """Queue ``text`` and wait until it and every earlier save are done (the window's
-        close, when nothing is left to keep responsive)."""
+        close, once the window is hidden)."""
         self.save(text).result()
 
     def load(self, settings: QSettings) -> str | None:
-        """The saved prompt: the file, else an older release's settings key, else None."""
+        """The saved prompt: the file's text (empty if the prompt was), else an older
+        release's settings key, else None."""
         try:
             with open(self.path, encoding="utf-8", newline="") as file:
                 return file.read()
@@ -82,6 +108,7 @@ class PromptAutosave:
     def _save(self, text: str) -> None:
         try:
             self._write(self.path, text)
-        except OSError as exc:
+        except Exception as exc:  # noqa: BLE001 - any failure: said, and the next save retries
+            self._last_queued = None
             print(f"attention-explorer: could not save the prompt to {self.path}: {exc}",
                   file=sys.stderr)

@@ -3,18 +3,27 @@ the GUI thread never waits for the flush."""
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from pathlib import Path
 
+import pytest
 from PySide6.QtCore import QElapsedTimer, QSettings, QTimer
 
-from explorer.gui.prompt_autosave import LEGACY_KEY, PromptAutosave, autosave_path, write_durably
+from explorer.gui.prompt_autosave import (
+    LEGACY_KEY,
+    PromptAutosave,
+    Write,
+    autosave_path,
+    write_durably,
+)
 
 
-def slow_write(seconds: float, threads: list[str], began: list[float] | None = None):
+def slow_write(seconds: float, threads: list[str], began: list[float] | None = None,
+               texts: list[str] | None = None) -> Write:
     """A write that takes ``seconds`` (a slow flush) and notes the thread it ran on (and
-    when it began)."""
+    when it began, and the texts in the order written)."""
 
     def write(path: Path, text: str) -> None:
         if began is not None:
@@ -22,6 +31,8 @@ def slow_write(seconds: float, threads: list[str], began: list[float] | None = N
         threads.append(threading.current_thread().name)
         time.sleep(seconds)
         write_durably(path, text)
+        if texts is not None:
+            texts.append(text)
 
     return write
 
@@ -59,11 +70,23 @@ def test_save_returns_before_a_slow_flush_and_the_event_loop_runs_meanwhile(qtbo
 
 def test_save_now_waits_for_earlier_saves_and_lands_last(qtbot, tmp_path):
     threads: list[str] = []
-    autosave = PromptAutosave(tmp_path / "p.txt", write=slow_write(0.3, threads))
+    texts: list[str] = []
+    autosave = PromptAutosave(tmp_path / "p.txt", write=slow_write(0.3, threads, texts=texts))
     earlier = autosave.save("older text")
     autosave.save_now("newest text")
     assert earlier.done()
+    assert texts == ["older text", "newest text"]
     assert (tmp_path / "p.txt").read_text() == "newest text"
+
+
+def test_the_same_text_is_written_once_and_save_now_still_waits_for_it(qtbot, tmp_path):
+    threads: list[str] = []
+    texts: list[str] = []
+    autosave = PromptAutosave(tmp_path / "p.txt", write=slow_write(0.3, threads, texts=texts))
+    pending = autosave.save("unchanged")
+    autosave.save_now("unchanged")  # the window closes with the text it autosaved
+    assert pending.done()
+    assert texts == ["unchanged"]
 
 
 def test_a_file_that_cannot_be_written_is_said_on_stderr(qtbot, tmp_path, capfd):
@@ -72,6 +95,19 @@ def test_a_file_that_cannot_be_written_is_said_on_stderr(qtbot, tmp_path, capfd)
     autosave = PromptAutosave(blocker / "p.txt")
     autosave.save_now("words")  # no exception reaches the window
     assert "could not save the prompt" in capfd.readouterr().err
+
+
+def test_any_failure_of_a_save_is_said_and_the_next_save_tries_again(qtbot, tmp_path, capfd):
+    def refuse(path: Path, text: str) -> None:
+        raise ValueError("cannot encode")
+
+    autosave = PromptAutosave(tmp_path / "p.txt", write=refuse)
+    autosave.save_now("words")  # closing the window goes on
+    assert "could not save the prompt" in capfd.readouterr().err
+    autosave._write = write_durably
+    autosave.save_now("words")  # the same text again: written this time
+    assert (tmp_path / "p.txt").read_text() == "words"
+    assert not list(tmp_path.glob("*.writing"))
 
 
 def test_an_older_release_s_prompt_is_read_when_there_is_no_file(qtbot, tmp_path, capfd):
@@ -100,8 +136,10 @@ def test_window_autosave_runs_on_its_thread_and_close_keeps_the_last_text(qtbot,
     assert threads == ["prompt-autosave_0"] * 2
 
 
-def test_the_native_settings_file_gets_its_prompt_beside_it_before_it_exists(qtbot, tmp_path,
-                                                                               monkeypatch):
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))  # no folder there yet
-    settings = QSettings("AttentionExplorer", "AttentionExplorer")
-    assert autosave_path(settings) == tmp_path / "config/AttentionExplorer/AttentionExplorer.prompt.txt"
+@pytest.mark.skipif(sys.platform in ("win32", "darwin"), reason="native settings are no INI file")
+def test_native_settings_in_a_missing_folder_get_the_prompt_beside_them(qtbot, tmp_path):
+    settings = QSettings(str(tmp_path / "new" / "AttentionExplorer.conf"), QSettings.NativeFormat)
+    path = autosave_path(settings)
+    assert path == tmp_path / "new" / "AttentionExplorer.prompt.txt"
+    PromptAutosave(path).save_now("first words")  # the folder is made
+    assert path.read_text() == "first words"
