@@ -68,10 +68,14 @@ def test_save_returns_before_a_slow_flush_and_the_event_loop_runs_meanwhile(qtbo
     assert (tmp_path / "p.txt").read_text() == "typed"
 
 
-def test_save_now_waits_for_earlier_saves_and_lands_last(qtbot, tmp_path):
-    threads: list[str] = []
+def slow_autosave(path: Path) -> tuple[PromptAutosave, list[str]]:
+    """An autosave whose writes take 0.3 s each, and the texts it wrote, in order."""
     texts: list[str] = []
-    autosave = PromptAutosave(tmp_path / "p.txt", write=slow_write(0.3, threads, texts=texts))
+    return PromptAutosave(path, write=slow_write(0.3, [], texts=texts)), texts
+
+
+def test_save_now_waits_for_earlier_saves_and_lands_last(qtbot, tmp_path):
+    autosave, texts = slow_autosave(tmp_path / "p.txt")
     earlier = autosave.save("older text")
     autosave.save_now("newest text")
     assert earlier.done()
@@ -80,9 +84,7 @@ def test_save_now_waits_for_earlier_saves_and_lands_last(qtbot, tmp_path):
 
 
 def test_the_same_text_is_written_once_and_save_now_still_waits_for_it(qtbot, tmp_path):
-    threads: list[str] = []
-    texts: list[str] = []
-    autosave = PromptAutosave(tmp_path / "p.txt", write=slow_write(0.3, threads, texts=texts))
+    autosave, texts = slow_autosave(tmp_path / "p.txt")
     pending = autosave.save("unchanged")
     autosave.save_now("unchanged")  # the window closes with the text it autosaved
     assert pending.done()
