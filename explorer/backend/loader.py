@@ -237,7 +237,11 @@ def _convert_gguf(path: Path, digest: str, cache: Path, task: TaskState) -> tupl
         with transformers_progress(task.sub(0.86, 1.0)):
             gguf_cache.save_converted(model, tokenizer, cache, path, digest)
     except OSError:
-        pass  # a read-only cache only costs speed next time
+        return model, tokenizer, cache  # a read-only cache only costs speed next time
+    # the tokenizer every later load reads from the cache (transformers' GGUF reader gives
+    # Gemma 3 a GemmaTokenizer instead); a ValueError: a form left to AutoTokenizer, keep it
+    with contextlib.suppress(ValueError):
+        tokenizer = load_cached_tokenizer(cache)
     return model, tokenizer, cache
 
 
