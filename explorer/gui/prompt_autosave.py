@@ -79,11 +79,15 @@ class PromptAutosave:
         self._last_save: Future[None] | None = None
 
     def save(self, text: str) -> Future[None]:
-        """Queue ``text`` (unless it is the text queued last: then that save's future);
-        returns at once. A failure is said on stderr, never raised."""
-        if text != self._last_queued or self._last_save is None:
+        """Queue ``text`` (unless it is the text queued last, or read from the file: then
+        that save's future, or a done one); returns at once. A failure is said on stderr,
+        never raised."""
+        if text != self._last_queued:
             self._last_queued = text
             self._last_save = _writer_thread().submit(self._save, text)
+        elif self._last_save is None:
+            self._last_save = Future()
+            self._last_save.set_result(None)
         return self._last_save
 
     def save_now(self, text: str) -> None:
@@ -96,7 +100,8 @@ class PromptAutosave:
         release's settings key, else None."""
         try:
             with open(self.path, encoding="utf-8", newline="") as file:
-                return file.read()
+                self._last_queued = file.read()  # on disk already: the window's first
+                return self._last_queued  # autosave of it writes nothing
         except FileNotFoundError:
             pass
         except (OSError, UnicodeDecodeError) as exc:

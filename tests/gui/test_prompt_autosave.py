@@ -145,3 +145,16 @@ def test_native_settings_in_a_missing_folder_get_the_prompt_beside_them(qtbot, t
     assert path == tmp_path / "new" / "AttentionExplorer.prompt.txt"
     PromptAutosave(path).save_now("first words")  # the folder is made
     assert path.read_text() == "first words"
+
+
+def test_the_prompt_read_at_start_is_not_written_back(qtbot, tmp_path):
+    path = tmp_path / "p.txt"
+    path.write_text("from the last session")
+    threads: list[str] = []
+    autosave = PromptAutosave(path, write=slow_write(0.0, threads))
+    assert autosave.load(QSettings(str(tmp_path / "s.ini"), QSettings.IniFormat)) == \
+        "from the last session"
+    autosave.save_now("from the last session")  # the window's first autosave, unchanged
+    assert threads == []
+    autosave.save_now("edited")
+    assert len(threads) == 1 and path.read_text() == "edited"
