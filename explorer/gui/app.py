@@ -106,10 +106,20 @@ def run_gui(args: argparse.Namespace, prompt: str | None) -> int:
         print(f"error: {problem}", file=sys.stderr)
         return 2
     app = application()
-    settings = None
-    if args.screenshot:  # a capture must neither read nor change the user's saved state
-        scratch = tempfile.mkdtemp(prefix="attention-explorer-capture-")
+    if not args.screenshot:
+        return _open_window(app, args, prompt, None)
+    # a capture must neither read nor change the user's saved state: a settings file of
+    # its own, removed afterwards
+    with tempfile.TemporaryDirectory(prefix="attention-explorer-capture-",
+                                     ignore_cleanup_errors=True) as scratch:
         settings = QSettings(os.path.join(scratch, "settings.ini"), QSettings.IniFormat)
+        code = _open_window(app, args, prompt, settings)
+        settings.sync()  # now, not when the folder is gone (Qt would make it again)
+    return code
+
+
+def _open_window(app: QApplication, args: argparse.Namespace, prompt: str | None,
+                 settings: QSettings | None) -> int:
     window = MainWindow(settings=settings)
     if args.screenshot:  # no physical screen to fit: captures keep the documented size
         window.resize(DEFAULT_SIZE)

@@ -8,22 +8,26 @@ import pytest
 from PySide6.QtGui import QImage
 
 
-def capture(*args, timeout=300, config_home=None):
+def capture(*args, timeout=300, config_home=None, temp=None):
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen", HF_HUB_OFFLINE="1")
     if config_home is not None:
         env["XDG_CONFIG_HOME"] = str(config_home)
+    if temp is not None:  # the folder of the capture's own settings
+        temp.mkdir(exist_ok=True)
+        env["TMPDIR"] = str(temp)
     return subprocess.run([sys.executable, "-m", "explorer", *args], capture_output=True, text=True,
                           timeout=timeout, env=env)
 
 
 def test_screenshot_of_a_local_folder(tiny_gpt2_folder, tmp_path):
     out = tmp_path / "shots" / "window.png"
-    config = tmp_path / "config"
+    config, temp = tmp_path / "config", tmp_path / "temp"
     proc = capture("--model", str(tiny_gpt2_folder), "--prompt", "The cat sat on the mat",
                    "--select-token", "2", "--layer", "1", "--head", "3", "--screenshot", str(out),
-                   config_home=config)
+                   config_home=config, temp=temp)
     assert proc.returncode == 0, proc.stderr
     assert not any(config.rglob("*")), "a capture must not change the user's saved settings"
+    assert not any(temp.iterdir()), "the capture's own settings folder is removed"
     image = QImage(str(out))
     assert not image.isNull() and image.width() >= 800 and image.height() >= 600
 
@@ -38,9 +42,11 @@ def test_screenshot_with_out_of_range_selection_fails_cleanly(tiny_gpt2_folder, 
 
 
 def test_screenshot_with_a_missing_model_fails_cleanly(tmp_path):
+    temp = tmp_path / "temp"
     proc = capture("--model", str(tmp_path / "missing"), "--prompt", "x", "--screenshot",
-                   str(tmp_path / "x.png"))
+                   str(tmp_path / "x.png"), temp=temp)
     assert proc.returncode == 2 and "No such file" in proc.stderr
+    assert not any(temp.iterdir())
 
 
 @pytest.mark.embedded
