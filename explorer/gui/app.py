@@ -37,6 +37,38 @@ def application() -> QApplication:
     return app  # type: ignore[return-value]
 
 
+class StartSelection:
+    """``--select-token``, ``--layer`` and ``--head``: applied to the first run the window
+    shows. A value out of range goes to ``fail(message)`` (a capture exits 2 on it; an open
+    window shows it in its error banner and keeps the selection it has); ``applied`` is
+    called once the selection is made (also when none was asked for)."""
+
+    def __init__(self, window: MainWindow, args: argparse.Namespace,
+                 fail: Callable[[str], None], applied: Callable[[], None] | None = None) -> None:
+        self.window, self.args, self.fail, self.applied = window, args, fail, applied
+        self.done = False
+        window.run_displayed.connect(self._on_displayed)
+
+    def _on_displayed(self, view: RunView) -> None:
+        if self.done:
+            return
+        self.done = True
+        info, n = view.result.model_info, view.result.num_tokens
+        a, c = self.args, self.window.controller
+        token, layer, head = (getattr(a, name, None) for name in ("select_token", "layer", "head"))
+        for name, value, limit in (("--select-token", token, n), ("--layer", layer, info.layers),
+                                   ("--head", head, info.heads)):
+            if value is not None and not 0 <= value < limit:
+                self.fail(f"{name} {value} is out of range (0..{limit - 1}).")
+                return
+        if layer is not None or head is not None:
+            c.select_head(layer if layer is not None else 0, head if head is not None else 0)
+        if token is not None:
+            c.select_token(token)
+        if self.applied is not None:
+            self.applied()
+
+
 class ScreenshotRun:
     """Open, run, apply the selection, save the window as PNG, exit. Exit code 2 on failure.
 
@@ -47,27 +79,11 @@ class ScreenshotRun:
         self.window, self.args, self.out = window, args, out
         self.finish = finish or (lambda: QApplication.instance().quit())
         self.exit_code = 2
-        self._applied = False
-        window.run_displayed.connect(self._on_displayed)
+        self.selection = StartSelection(window, args, self._fail,
+                                        lambda: QTimer.singleShot(300, self._save))  # let
+        # the panels paint once
         window.controller.error.connect(self._fail)
         QTimer.singleShot(SCREENSHOT_TIMEOUT_MS, lambda: self._fail("timed out"))
-
-    def _on_displayed(self, view: RunView) -> None:
-        c = self.window.controller
-        if not self._applied:
-            self._applied = True
-            info, n = view.result.model_info, view.result.num_tokens
-            a = self.args
-            for name, value, limit in (("--select-token", a.select_token, n),
-                                       ("--layer", a.layer, info.layers), ("--head", a.head, info.heads)):
-                if value is not None and not 0 <= value < limit:
-                    self._fail(f"{name} {value} is out of range (0..{limit - 1}).")
-                    return
-            if a.layer is not None or a.head is not None:
-                c.select_head(a.layer if a.layer is not None else 0, a.head if a.head is not None else 0)
-            if a.select_token is not None:
-                c.select_token(a.select_token)
-            QTimer.singleShot(300, self._save)  # let the panels paint once
 
     def _save(self) -> None:
         QApplication.processEvents()
@@ -129,6 +145,9 @@ def _open_window(app: QApplication, args: argparse.Namespace, prompt: str | None
     capture = ScreenshotRun(window, args, args.screenshot) if args.screenshot else None
     if capture is not None:  # no dialogs headless: consent only from the command line
         window.ask_consent = lambda spec, option, explanation: bool(getattr(args, option, False))
+    # held by this frame while the window runs
+    selection = None if capture is not None else StartSelection(window, args,
+                                                                window.banner.show_message)
     window.show()
     if args.session is not None:
         from explorer.core.session import read_session
@@ -147,6 +166,7 @@ def _open_window(app: QApplication, args: argparse.Namespace, prompt: str | None
         window.load_model(args.model, trust_remote_code=args.trust_remote_code, allow_pickle=args.allow_pickle)
         window.controller.run_prompt(window.prompt_panel.text())
     code = app.exec()
+    del selection  # (held until here: the run it waits for can come at any time)
     if capture is not None:
         window.close()
         return capture.exit_code

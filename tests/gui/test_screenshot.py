@@ -133,3 +133,38 @@ def test_the_app_hands_the_gil_back_to_the_window_quickly():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     before, after = (float(v) for v in done.stdout.split())
     assert before == pytest.approx(0.005) and after <= 0.001
+
+
+def test_an_open_window_applies_token_layer_and_head_from_the_command_line(qtbot, window):
+    """Without --screenshot the flags select too; the panels draw that head and row."""
+    import argparse
+
+    from PySide6.QtCore import QRectF
+
+    from explorer.gui.app import StartSelection
+    from tests.gui.conftest import load_and_run
+
+    start = StartSelection(window, argparse.Namespace(select_token=4, layer=1, head=2),
+                           window.banner.show_message)
+    view = load_and_run(qtbot, window, "tiny-llama", "The cat sat on the mat today.")
+    qtbot.waitUntil(lambda: not window.stages.busy, timeout=30000)
+    panel = window.attention_panel
+    assert panel.row_highlight.rect() == QRectF(0, 4, view.result.num_tokens, 1)
+    assert "layer 1, head 2" in panel.title.text()
+    assert window.probability_panel.shown_position == 4 and start.done
+
+
+def test_an_open_window_says_a_flag_is_out_of_range_and_keeps_its_selection(qtbot, window):
+    import argparse
+
+    from explorer.gui.app import StartSelection
+    from tests.gui.conftest import load_and_run
+
+    start = StartSelection(window, argparse.Namespace(select_token=None, layer=99, head=None),
+                           window.banner.show_message)
+    view = load_and_run(qtbot, window, "tiny-llama", "The cat sat on the mat today.")
+    assert window.banner.isVisible()
+    assert "--layer 99 is out of range" in window.banner.label.text()
+    assert start.done
+    shown = window.controller.selection
+    assert shown.token == view.result.num_tokens - 1 and shown.layer < 99
