@@ -7,7 +7,9 @@ copies the queries and keys, notes how the layer turns them into weights (scale,
 flag, sliding window, soft-cap, sinks, query-head -> key/value-head map), and then runs
 the real kernel: torch's sdpa, which never builds the T x T matrix, or the model's own
 eager function where sdpa cannot do the layer (soft-capping, sinks). No architecture code
-is copied: the model calls us with exactly what it would give any kernel.
+is copied: the model calls us with exactly what it would give any kernel. A sliding-window
+layer whose mask matched its spec runs as ``banded_attention.banded_sdpa`` instead: the
+same softmax over the same keys, without the [T, T] mask's square of work.
 
 Each kind of layer checks itself: a few query rows are rebuilt with
 ``core.attention.rebuild_rows`` from the recorded spec and compared with the same rows
@@ -29,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from explorer.backend.banded_attention import banded_sdpa
 from explorer.core.attention import AttentionSpec, LayerSpec, rebuild_rows
 from explorer.core.errors import Cancelled
 
@@ -78,15 +81,17 @@ def _model_eager(module: Any) -> Callable[..., tuple[Any, Any]] | None:
 class QueryKeyRecorder:
     """The attention function's state for one forward.
 
-    queries: float32[L, H, T, D]; keys: float32[L, KV, T, D]; specs: one LayerSpec per
-    layer, filled as the layers run (only when ``record``). ``problem`` names the first
-    reason the attention cannot be rebuilt (None while all is well).
+    queries: float32[L, H, T, D]; keys: float32[L, KV, T, D] (only when ``record``);
+    specs: one LayerSpec per layer, filled as the layers run (also without ``record``: a
+    checked sliding-window layer then runs as ``banded_sdpa``). ``problem`` names the
+    first reason the attention cannot be rebuilt (None while all is well).
     """
 
     def __init__(self, layers: int, heads: int, kv_heads: int, head_dim: int, tokens: int,
                  record: bool = True, is_cancel_requested: Callable[[], bool] | None = None,
                  ) -> None:
         self.layers, self.tokens, self.record = layers, tokens, record
+        self.heads, self.kv_heads, self.head_dim = heads, kv_heads, head_dim
         self.is_cancel_requested = is_cancel_requested or (lambda: False)
         shape_q, shape_k = (layers, heads, tokens, head_dim), (layers, kv_heads, tokens, head_dim)
         self.queries = _buffer(shape_q) if record else None
@@ -103,8 +108,13 @@ class QueryKeyRecorder:
                **kwargs: Any) -> tuple[Any, Any]:
         layer = self.calls
         self.calls += 1
-        if self.record and self.problem is None:
+        if self.problem is None:  # (the spec also picks the kernel when nothing is kept)
             self._record(layer, module, query, key, attention_mask, kwargs)
+        if self._banded(layer, query, key, attention_mask, kwargs):
+            output = banded_sdpa(query, key, value, self.specs[layer])
+            if self.is_cancel_requested():
+                raise Cancelled("cancelled during the forward pass")
+            return output, None
         needs_eager = kwargs.get("softcap") is not None or kwargs.get("s_aux") is not None
         kernel = _model_eager(module) if needs_eager else _sdpa
         if kernel is None:
@@ -113,6 +123,17 @@ class QueryKeyRecorder:
         if self.is_cancel_requested():
             raise Cancelled("cancelled during the forward pass")
         return output[0], None
+
+    def _banded(self, layer: int, query: Any, key: Any, attention_mask: Any,
+                kwargs: dict[str, Any]) -> bool:
+        """Whether this call can run as ``banded_sdpa``: a sliding-window layer whose mask
+        matched its spec (checked by ``_verify``), one sequence attending to itself,
+        nothing but the mask and the scale between its scores and the softmax."""
+        spec = self.specs[layer] if layer < self.layers else None
+        return (self.problem is None and spec is not None and spec.sliding_window is not None
+                and spec.softcap is None and spec.sinks is None and attention_mask is not None
+                and kwargs.get("position_bias") is None and not kwargs.get("dropout")
+                and query.shape[2] == key.shape[2] == self.tokens)
 
     def _record(self, layer: int, module: Any, query: Any, key: Any, attention_mask: Any,
                 kwargs: dict[str, Any]) -> None:
@@ -124,14 +145,14 @@ class QueryKeyRecorder:
                             f"{tuple(key.shape)}, not one {self.tokens}-token sequence per layer")
             return
         heads, kv_heads = query.shape[1], key.shape[1]
-        if (heads, kv_heads) != self.queries.shape[1:2] + self.keys.shape[1:2] \
-                or query.shape[3] != self.queries.shape[3]:
+        if (heads, kv_heads, query.shape[3]) != (self.heads, self.kv_heads, self.head_dim):
             self.problem = f"layer {layer} has {heads} heads / {kv_heads} key-value heads of " \
                            f"{query.shape[3]} dims, not what the config says"
             return
-        with torch.no_grad():
-            torch.from_numpy(self.queries[layer]).copy_(query[0])
-            torch.from_numpy(self.keys[layer]).copy_(key[0])
+        if self.record:
+            with torch.no_grad():
+                torch.from_numpy(self.queries[layer]).copy_(query[0])
+                torch.from_numpy(self.keys[layer]).copy_(key[0])
         spec = layer_spec(module, query, key, attention_mask, kwargs)
         self.specs[layer] = spec
         kind = layer_kind(module, spec, attention_mask, kwargs)
@@ -149,8 +170,12 @@ class QueryKeyRecorder:
         t = self.tokens
         rows = sorted({0, t // 2, t - 1, min(t - 1, spec.sliding_window or 0)})
         expected = reference_rows(query, key, attention_mask, kwargs, spec, rows)
+        if self.record:  # the very numbers the maps will be rebuilt from
+            queries, keys = self.queries[layer], self.keys[layer]
+        else:
+            queries, keys = (x[0].detach().float().cpu().numpy() for x in (query, key))
         for head in range(query.shape[1]):
-            rebuilt = rebuild_rows(self.queries[layer, head], self.keys[layer, spec.kv_map[head]],
+            rebuilt = rebuild_rows(queries[head], keys[spec.kv_map[head]],
                                    spec, head, np.asarray(rows, dtype=np.int64))
             diff = float(np.max(np.abs(rebuilt - expected[head])))
             if not diff <= VERIFY_TOLERANCE:

@@ -21,8 +21,10 @@ def estimate_run_bytes(info: ModelInfo, num_tokens: int, mode: str = "full") -> 
     (the capture hooks free them layer by layer; x3 for the eager kernel's temporaries),
     and the float32 logits over the vocabulary.
     lazy: float32 queries and keys of every layer, plus one layer's activations and a chunk
-    of the output head (sdpa never builds the T x T matrix).
-    none: the activations and the head chunk only.
+    of the output head (sdpa never builds the T x T matrix), and, for a model with sliding-
+    window layers shorter than the prompt, the one boolean [T, T] mask transformers builds
+    for them (the layers themselves run in blocks, ``backend/banded_attention.py``).
+    none: the activations, the head chunk and that mask only.
     """
     if mode == "full":
         layer_map = info.heads * num_tokens * num_tokens
@@ -31,6 +33,8 @@ def estimate_run_bytes(info: ModelInfo, num_tokens: int, mode: str = "full") -> 
     head_dim = info.head_dim or info.hidden_size // max(1, info.heads)
     head_chunk = 3 * min(num_tokens, LOGIT_CHUNK) * info.vocab_size * 4 if info.causal else 0
     fast = _activation_bytes(info, num_tokens) + head_chunk + num_tokens * info.hidden_size * 4
+    if any(window is not None and window < num_tokens for window in info.layer_windows):
+        fast += num_tokens * num_tokens  # the sliding-window layers' mask, one byte a cell
     if mode == "none":
         return fast
     queries_keys = info.layers * (info.heads + info.kv_heads) * num_tokens * head_dim * 4

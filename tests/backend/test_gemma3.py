@@ -158,3 +158,28 @@ def test_gemma3_equals_eager_beyond_its_sliding_window(gemma3):
     np.testing.assert_allclose(result.topk_probs, np.take_along_axis(probs, result.topk_ids, -1),
                                rtol=1e-3, atol=1e-6)
     np.testing.assert_array_equal(result.topk_ids[:, 0], probs.argmax(-1))
+
+
+@pytest.mark.embedded
+def test_gemma3_lazy_run_over_several_query_blocks_equals_eager(gemma3):
+    """Past 1,024 tokens the sliding layers run in blocks of 512 queries
+    (``backend/banded_attention.py``): the run's bars and its rebuilt maps are still the
+    eager model's."""
+    text = " ".join(f"Item {i}: the {['red', 'blue', 'green'][i % 3]} box." for i in range(170))
+    result = analyze(gemma3, text, top_k=5, attention="lazy")
+    ids = result.token_ids.tolist()
+    assert len(ids) > 1100 and result.attention_mode == "lazy" and not result.notes
+    rows = np.array([0, 511, 512, 700, 1023, 1024, len(ids) - 1])
+    with torch.no_grad():
+        out = gemma3.model(input_ids=torch.tensor([ids]), output_attentions=True,
+                           logits_to_keep=torch.from_numpy(rows))
+    probs = torch.softmax(out.logits[0].double(), -1)
+    top = torch.topk(probs, 5)
+    np.testing.assert_array_equal(result.topk_ids[rows], top.indices.numpy())
+    np.testing.assert_allclose(result.topk_probs[rows], top.values.numpy(), atol=1e-4)
+    np.testing.assert_allclose(result.last_probs, probs[-1].numpy(), atol=1e-4)
+    for layer in (0, 5, 16):  # sliding, full, and a sliding layer fed by banded ones
+        maps = out.attentions[layer][0].float().numpy()
+        for head in range(gemma3.info.heads):
+            np.testing.assert_allclose(head_map(result, layer, head, rows), maps[head, rows],
+                                       atol=2e-3)
