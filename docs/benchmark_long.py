@@ -1,6 +1,7 @@
 """Long prompts: lazy attention against the eager forward and a bare sdpa forward.
 
     .venv/bin/python docs/benchmark_long.py [--tokens 256,1024,2048,4096,8192] [--repeats 1]
+                                            [--model smollm2|gemma3]
 
 Every measurement runs in its own process (a clean peak RSS), one after another:
 
@@ -44,7 +45,7 @@ SOURCE = ROOT / "resources" / "sentiment" / "reviews.csv"
 
 
 def prompt_of(tokenizer, tokens: int) -> str:
-    """A prompt of about ``tokens`` SmolLM2 tokens from the shipped reviews, repeated."""
+    """A prompt of about ``tokens`` tokens of the model from the shipped reviews, repeated."""
     text = SOURCE.read_text(encoding="utf-8")
     ids: list[int] = []
     while len(ids) < tokens + 8:
@@ -56,13 +57,13 @@ def peak_rss_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9
 
 
-def measure_engine(kind: str, tokens: int) -> dict:
+def measure_engine(kind: str, tokens: int, model: str) -> dict:
     import torch
 
     from explorer.backend.engine import analyze
     from explorer.backend.loader import load_model
 
-    loaded = load_model("smollm2")
+    loaded = load_model(model)
     prompt = prompt_of(loaded.tokenizer, tokens)
     ids = torch.tensor([loaded.tokenizer(prompt)["input_ids"]])
     rss_loaded = peak_rss_gb()
@@ -78,11 +79,14 @@ def measure_engine(kind: str, tokens: int) -> dict:
         result = analyze(loaded, prompt)
         assert result.num_tokens == ids.shape[1]
     seconds = time.perf_counter() - started
-    return {"tokens": int(ids.shape[1]), "seconds": seconds, "peak_rss_gb": peak_rss_gb(),
+    cell = {"tokens": int(ids.shape[1]), "seconds": seconds, "peak_rss_gb": peak_rss_gb(),
             "loaded_rss_gb": rss_loaded}
+    if kind == "analyze":  # (the JSON line only) its forward, without the next-token rows
+        cell["forward_s"] = result.timings["forward_s"]
+    return cell
 
 
-def measure_gui(tokens: int) -> dict:
+def measure_gui(tokens: int, model: str) -> dict:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from PySide6.QtCore import QElapsedTimer, QEventLoop, QSettings, QTimer
 
@@ -126,7 +130,7 @@ def measure_gui(tokens: int) -> dict:
                 raise TimeoutError
         return time.perf_counter() - started
 
-    window.load_model("smollm2")
+    window.load_model(model)
     wait(lambda: controller.model_info is not None)
     # the app's own tokenizer (the worker is idle): a second copy would add to the peak RSS
     prompt = prompt_of(controller.worker.model.tokenizer, tokens)
@@ -176,8 +180,8 @@ def measure_gui(tokens: int) -> dict:
     return result
 
 
-def child(kind: str, tokens: int) -> dict:
-    cmd = [sys.executable, __file__, "--child", kind, "--tokens", str(tokens)]
+def child(kind: str, tokens: int, model: str = "smollm2") -> dict:
+    cmd = [sys.executable, __file__, "--child", kind, "--tokens", str(tokens), "--model", model]
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT,
                           env=dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_VERBOSITY="error"))
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
@@ -186,8 +190,12 @@ def child(kind: str, tokens: int) -> dict:
     return json.loads(lines[-1])
 
 
-def eager_fits(tokens: int) -> bool:
-    maps = 30 * 9 * tokens * tokens * 4  # float32 weights transformers keeps for every layer
+MAPS_PER_TOKEN_PAIR = {"smollm2": 30 * 9, "gemma3": 18 * 4}
+"""Layers x heads: the float32 maps transformers keeps per (query, key) pair."""
+
+
+def eager_fits(tokens: int, model: str = "smollm2") -> bool:
+    maps = MAPS_PER_TOKEN_PAIR[model] * tokens * tokens * 4
     return maps < 0.5 * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
@@ -196,22 +204,26 @@ def main() -> None:
     parser.add_argument("--tokens", default="256,1024,2048,4096,8192")
     parser.add_argument("--child")
     parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--model", default="smollm2", choices=sorted(MAPS_PER_TOKEN_PAIR))
     args = parser.parse_args()
+    model = args.model
     if args.child:
         tokens = int(args.tokens)
-        data = measure_gui(tokens) if args.child == "gui" else measure_engine(args.child, tokens)
+        data = measure_gui(tokens, model) if args.child == "gui" else \
+            measure_engine(args.child, tokens, model)
         print(json.dumps(data))
         return
     if args.repeats > 1:
-        spread([int(t) for t in args.tokens.split(",")], args.repeats)
+        spread([int(t) for t in args.tokens.split(",")], args.repeats, model)
         return
     rows = []
     for tokens in (int(t) for t in args.tokens.split(",")):
         row = {"target": tokens}
-        row["eager"] = child("eager", tokens) if eager_fits(tokens) else {"error": "does not fit"}
-        row["sdpa"] = child("sdpa", tokens)
-        row["analyze"] = child("analyze", tokens)
-        row["gui"] = child("gui", tokens)
+        row["eager"] = child("eager", tokens, model) if eager_fits(tokens, model) else \
+            {"error": "does not fit"}
+        row["sdpa"] = child("sdpa", tokens, model)
+        row["analyze"] = child("analyze", tokens, model)
+        row["gui"] = child("gui", tokens, model)
         rows.append(row)
         print(json.dumps(row), file=sys.stderr)
 
@@ -238,7 +250,7 @@ def main() -> None:
         print(f"| {tokens} | {eager} | {s(d)} | {analyze} | " + " | ".join(gui) + " |")
 
 
-def spread(lengths: list[int], repeats: int) -> None:
+def spread(lengths: list[int], repeats: int, model: str = "smollm2") -> None:
     """The target numbers of ``repeats`` interleaved runs per length (see the docstring)."""
     def summary(values: list[float], digits: int) -> str:
         if not values:
@@ -252,8 +264,8 @@ def spread(lengths: list[int], repeats: int) -> None:
     for tokens in lengths:
         runs = []
         for _ in range(repeats):
-            run = {"eager": child("eager", tokens) if eager_fits(tokens) else {},
-                   "sdpa": child("sdpa", tokens), "gui": child("gui", tokens)}
+            run = {"eager": child("eager", tokens, model) if eager_fits(tokens, model) else {},
+                   "sdpa": child("sdpa", tokens, model), "gui": child("gui", tokens, model)}
             print(json.dumps(run), file=sys.stderr)
             runs.append(run)
         ok = [run for run in runs if "first_panels_s" in run["gui"]]
