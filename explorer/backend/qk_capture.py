@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from explorer.backend.banded_attention import banded_sdpa
+from explorer.backend.banded_attention import banded_sdpa, mask_is_window
 from explorer.core.attention import AttentionSpec, LayerSpec, rebuild_rows
 from explorer.core.errors import Cancelled
 
@@ -109,9 +109,14 @@ class QueryKeyRecorder:
         layer = self.calls
         self.calls += 1
         if self.problem is None:  # (the spec also picks the kernel when nothing is kept)
-            self._record(layer, module, query, key, attention_mask, kwargs)
+            try:
+                self._record(layer, module, query, key, attention_mask, kwargs)
+            except Exception as exc:  # noqa: BLE001  (nothing kept: the model's own kernel)
+                if self.record:
+                    raise
+                self.problem = f"layer {layer} could not be checked ({exc})"
         if self._banded(layer, query, key, attention_mask, kwargs):
-            output = banded_sdpa(query, key, value, self.specs[layer])
+            output = banded_sdpa(query, key, value, self.specs[layer], attention_mask)
             if self.is_cancel_requested():
                 raise Cancelled("cancelled during the forward pass")
             return output, None
@@ -133,7 +138,8 @@ class QueryKeyRecorder:
         return (self.problem is None and spec is not None and spec.sliding_window is not None
                 and spec.softcap is None and spec.sinks is None and attention_mask is not None
                 and kwargs.get("position_bias") is None and not kwargs.get("dropout")
-                and query.shape[2] == key.shape[2] == self.tokens)
+                and query.shape[2] == key.shape[2] == self.tokens
+                and tuple(attention_mask.shape[-2:]) == (self.tokens, self.tokens))
 
     def _record(self, layer: int, module: Any, query: Any, key: Any, attention_mask: Any,
                 kwargs: dict[str, Any]) -> None:
@@ -160,6 +166,11 @@ class QueryKeyRecorder:
             return
         self.checked[kind] = (attention_mask, kwargs.get("position_bias"))
         problem = self._verify(layer, query, key, attention_mask, kwargs, spec)
+        if not problem and spec.sliding_window is not None and attention_mask is not None \
+                and spec.softcap is None and spec.sinks is None \
+                and not mask_is_window(attention_mask, spec):
+            problem = (f"layer {layer}: its mask is not a {spec.sliding_window}-token "
+                       "sliding window in every row")
         if problem:
             self.problem = problem
 
@@ -290,4 +301,5 @@ def recording(model: Any, recorder: QueryKeyRecorder) -> Iterator[None]:
         yield
     finally:
         _state.recorder = None
+        recorder.checked.clear()  # the masks it held (a [T, T] mask is 1 GB at 32,768 tokens)
         model.set_attn_implementation(previous)

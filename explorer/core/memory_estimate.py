@@ -22,8 +22,8 @@ def estimate_run_bytes(info: ModelInfo, num_tokens: int, mode: str = "full") -> 
     and the float32 logits over the vocabulary.
     lazy: float32 queries and keys of every layer, plus one layer's activations and a chunk
     of the output head (sdpa never builds the T x T matrix), and, for a model with sliding-
-    window layers shorter than the prompt, the one boolean [T, T] mask transformers builds
-    for them (the layers themselves run in blocks, ``backend/banded_attention.py``).
+    window layers and a prompt at least as long as the window, the one boolean [T, T] mask
+    transformers builds for them (the layers run in blocks, ``backend/banded_attention.py``).
     none: the activations, the head chunk and that mask only.
     """
     if mode == "full":
@@ -33,7 +33,7 @@ def estimate_run_bytes(info: ModelInfo, num_tokens: int, mode: str = "full") -> 
     head_dim = info.head_dim or info.hidden_size // max(1, info.heads)
     head_chunk = 3 * min(num_tokens, LOGIT_CHUNK) * info.vocab_size * 4 if info.causal else 0
     fast = _activation_bytes(info, num_tokens) + head_chunk + num_tokens * info.hidden_size * 4
-    if any(window is not None and window < num_tokens for window in info.layer_windows):
+    if any(window is not None and window <= num_tokens for window in info.layer_windows):
         fast += num_tokens * num_tokens  # the sliding-window layers' mask, one byte a cell
     if mode == "none":
         return fast

@@ -41,13 +41,19 @@ class StartSelection:
     """``--select-token``, ``--layer`` and ``--head``: applied to the first run the window
     shows. A value out of range goes to ``fail(message)`` (a capture exits 2 on it; an open
     window shows it in its error banner and keeps the selection it has); ``applied`` is
-    called once the selection is made (also when none was asked for)."""
+    called once the selection is made (also when none was asked for). An error before that
+    run (the model or the run failed) drops them: they are not kept for a later run,
+    perhaps of another model. The caller holds the object (Qt keeps no reference to it)."""
 
     def __init__(self, window: MainWindow, args: argparse.Namespace,
                  fail: Callable[[str], None], applied: Callable[[], None] | None = None) -> None:
         self.window, self.args, self.fail, self.applied = window, args, fail, applied
         self.done = False
         window.run_displayed.connect(self._on_displayed)
+        window.controller.error.connect(self._drop)
+
+    def _drop(self, _message: str) -> None:
+        self.done = True
 
     def _on_displayed(self, view: RunView) -> None:
         if self.done:
@@ -79,9 +85,9 @@ class ScreenshotRun:
         self.window, self.args, self.out = window, args, out
         self.finish = finish or (lambda: QApplication.instance().quit())
         self.exit_code = 2
+        # saved 300 ms after the selection: the panels paint once
         self.selection = StartSelection(window, args, self._fail,
-                                        lambda: QTimer.singleShot(300, self._save))  # let
-        # the panels paint once
+                                        lambda: QTimer.singleShot(300, self._save))
         window.controller.error.connect(self._fail)
         QTimer.singleShot(SCREENSHOT_TIMEOUT_MS, lambda: self._fail("timed out"))
 
@@ -136,6 +142,8 @@ def run_gui(args: argparse.Namespace, prompt: str | None) -> int:
 
 def _open_window(app: QApplication, args: argparse.Namespace, prompt: str | None,
                  settings: QSettings | None) -> int:
+    """Build the window (``settings``: None for the user's own), load the model, run the
+    prompt, apply the command line's selection, and run ``app`` until it quits."""
     window = MainWindow(settings=settings)
     if args.screenshot:  # no physical screen to fit: captures keep the documented size
         window.resize(DEFAULT_SIZE)

@@ -34,14 +34,8 @@ def _pool_threads_after_a_fill(setup: str, **env: str) -> int:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc thread names")
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="Qt uses no pool on one core")
 def test_importing_the_window_keeps_large_fills_off_qt_thread_pool():
     assert _pool_threads_after_a_fill("") > 0  # Qt's default: the fill went to its pool
     assert _pool_threads_after_a_fill("import explorer.gui") == 0
 
-
-def test_a_value_the_user_set_is_kept(monkeypatch):
-    from explorer.gui.raster_threads import keep_fills_on_gui_thread
-
-    monkeypatch.setenv(VARIABLE, "yes")
-    keep_fills_on_gui_thread()
-    assert os.environ[VARIABLE] == "yes"

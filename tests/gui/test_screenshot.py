@@ -27,7 +27,7 @@ def test_screenshot_of_a_local_folder(tiny_gpt2_folder, tmp_path):
                    config_home=config, temp=temp)
     assert proc.returncode == 0, proc.stderr
     assert not any(config.rglob("*")), "a capture must not change the user's saved settings"
-    assert not any(temp.iterdir()), "the capture's own settings folder is removed"
+    assert not list(temp.glob("attention-explorer-capture-*")), "its settings folder is removed"
     image = QImage(str(out))
     assert not image.isNull() and image.width() >= 800 and image.height() >= 600
 
@@ -46,7 +46,7 @@ def test_screenshot_with_a_missing_model_fails_cleanly(tmp_path):
     proc = capture("--model", str(tmp_path / "missing"), "--prompt", "x", "--screenshot",
                    str(tmp_path / "x.png"), temp=temp)
     assert proc.returncode == 2 and "No such file" in proc.stderr
-    assert not any(temp.iterdir())
+    assert not list(temp.glob("attention-explorer-capture-*"))
 
 
 @pytest.mark.embedded
@@ -166,5 +166,49 @@ def test_an_open_window_says_a_flag_is_out_of_range_and_keeps_its_selection(qtbo
     assert window.banner.isVisible()
     assert "--layer 99 is out of range" in window.banner.label.text()
     assert start.done
-    shown = window.controller.selection
-    assert shown.token == view.result.num_tokens - 1 and shown.layer < 99
+    shown = window.controller.selection  # the window's own: the last token, layer 0, head 0
+    assert (shown.token, shown.layer, shown.head) == (view.result.num_tokens - 1, 0, 0)
+    assert "layer 0, head 0" in window.attention_panel.title.text()
+
+
+def test_opening_the_window_from_the_command_line_applies_the_flags(qtbot, window, monkeypatch):
+    """``_open_window`` (no --screenshot) makes and holds the selection until its run."""
+    import argparse
+
+    from explorer.gui import app as app_module
+
+    monkeypatch.setattr(app_module, "MainWindow", lambda settings=None: window)
+    args = argparse.Namespace(screenshot=None, session=None, device=None, dtype=None,
+                              model="tiny-llama", trust_remote_code=False, allow_pickle=False,
+                              select_token=3, layer=2, head=1)
+
+    class EventLoop:  # app.exec(): until the run is shown and selected
+        def exec(self) -> int:
+            import gc
+
+            gc.collect()  # an object nothing holds would go now
+            qtbot.waitUntil(lambda: window.controller.view is not None
+                            and window.controller.selection.token == 3
+                            and not window.stages.busy, timeout=30000)
+            return 0
+
+    assert app_module._open_window(EventLoop(), args, "The cat sat on the mat today.", None) == 0
+    s = window.controller.selection
+    assert (s.token, s.layer, s.head) == (3, 2, 1)
+    assert "layer 2, head 1" in window.attention_panel.title.text()
+
+
+def test_flags_are_dropped_when_the_first_load_or_run_fails(qtbot, window):
+    """An error before the first run (here: the model does not load) drops the flags: the
+    run shown later, perhaps of another model, keeps the window's own selection."""
+    import argparse
+
+    from explorer.gui.app import StartSelection
+    from tests.gui.conftest import load_and_run
+
+    start = StartSelection(window, argparse.Namespace(select_token=2, layer=1, head=3),
+                           window.banner.show_message)
+    window.controller.error.emit("The model could not be loaded.")
+    view = load_and_run(qtbot, window, "tiny-llama", "The cat sat on the mat today.")
+    s = window.controller.selection
+    assert start.done and (s.token, s.layer, s.head) == (view.result.num_tokens - 1, 0, 0)
