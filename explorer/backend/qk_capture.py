@@ -132,8 +132,8 @@ class QueryKeyRecorder:
     def _banded(self, layer: int, query: Any, key: Any, attention_mask: Any,
                 kwargs: dict[str, Any]) -> bool:
         """Whether this call can run as ``banded_sdpa``: a sliding-window layer whose mask
-        matched its spec (checked by ``_verify``), one sequence attending to itself,
-        nothing but the mask and the scale between its scores and the softmax."""
+        is its spec's window (checked once per mask in ``_record``), one sequence attending
+        to itself, nothing but the mask and the scale between its scores and the softmax."""
         spec = self.specs[layer] if layer < self.layers else None
         return (self.problem is None and spec is not None and spec.sliding_window is not None
                 and spec.softcap is None and spec.sinks is None and attention_mask is not None
