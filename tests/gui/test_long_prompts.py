@@ -393,6 +393,31 @@ def test_the_strip_scrolls_to_the_selection_in_the_layout_batch_that_places_it(q
     assert image.pixelColor(chip.left() + 5, chip.top() + 6).name() == "#ffcf40"  # drawn, selected
 
 
+def test_the_strip_reaches_a_chip_placed_before_the_scroll_range_grows(qtbot):
+    """A batch can give a chip its place before the list makes its scroll range tall
+    enough to show it (seen with Gemma 3 at 6,001 tokens: the range grew only when the
+    layout was done): the strip scrolls to it once the range lets it, not to the end of
+    the range it had."""
+    from explorer.core.selection import Selection
+    from explorer.gui.panels.tokens_panel import TokensPanel
+
+    n = 6000
+    panel = TokensPanel()
+    qtbot.addWidget(panel)
+    panel.resize(600, 150)
+    panel.show()
+    qtbot.waitExposed(panel)
+    panel.show_result(strip_result(tuple(f"t{i}" for i in range(n))))
+    panel.show_selection(Selection(token=4000))
+    bar = panel.chips.verticalScrollBar()
+    qtbot.waitUntil(lambda: panel.chip_rect(n - 1).isValid(), timeout=10000)  # laid out
+    qtbot.waitUntil(panel.shows_selection, timeout=5000)
+    chip = panel.chip_rect(4000)
+    image = panel.chips.viewport().grab().toImage()
+    assert image.pixelColor(chip.left() + 5, chip.top() + 6).name() == "#ffcf40"
+    assert 0 < bar.value() < bar.maximum()
+
+
 def test_each_chip_is_as_wide_as_its_text_after_a_new_run_and_a_new_font(qtbot):
     """The strip measures every chip once per run (the list asks for each size twice while
     it lays out): a new run's texts and a larger font still give chips that fit them."""

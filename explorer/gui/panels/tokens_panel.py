@@ -258,14 +258,19 @@ class TokensPanel(QWidget):
         return True
 
     def _scroll_when_laid_out(self) -> None:
+        """Scroll to the pending chip once it has a place and the scroll range reaches it.
+        A batch can place a chip before the list grows its range (it did so only when the
+        layout was done, at 6,001 chips): the chip then stays pending, and the next
+        ``rangeChanged`` scrolls to it."""
         row = self._scroll_row
         if not 0 <= row < self.count():
             return
-        if self.chip_rect(row).isValid():
-            self.chips.scrollTo(self.model.index(row), QAbstractItemView.EnsureVisible)
+        if not self.chip_rect(row).isValid():
+            self._scroll_timer.start()  # not placed yet: look again in a moment
+            return
+        self.chips.scrollTo(self.model.index(row), QAbstractItemView.EnsureVisible)
+        if self.chips.viewport().rect().intersects(self.chip_rect(row)):
             self._scroll_row = -1
-        else:
-            self._scroll_timer.start()
 
     def _on_row_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
         if not self._updating and current.isValid():
