@@ -371,26 +371,38 @@ def test_the_token_strip_holds_8000_tokens_without_8000_widgets(qtbot):
     assert color.blue() > 200 and color.red() < 230  # now a strong negative score: blue
 
 
-def test_the_strip_scrolls_to_the_selection_in_the_layout_batch_that_places_it(qtbot):
-    """A long strip is laid out in batches; it scrolls to the selected chip when a batch
-    gives it a place, not on a later poll (the fallback timer is stopped here)."""
-    from explorer.core.selection import Selection
+def shown_strip(qtbot, n: int):
+    """A token strip of ``n`` chips, shown and handed its run (laid out in batches)."""
     from explorer.gui.panels.tokens_panel import TokensPanel
 
-    n = 3000
     panel = TokensPanel()
     qtbot.addWidget(panel)
     panel.resize(600, 150)
     panel.show()
     qtbot.waitExposed(panel)
     panel.show_result(strip_result(tuple(f"t{i}" for i in range(n))))
+    return panel
+
+
+def drawn_selected(panel, row: int) -> bool:
+    """Chip ``row`` is drawn in the strip's viewport in the selection's colour."""
+    chip = panel.chip_rect(row)
+    image = panel.chips.viewport().grab().toImage()
+    return image.pixelColor(chip.left() + 5, chip.top() + 6).name() == "#ffcf40"
+
+
+def test_the_strip_scrolls_to_the_selection_in_the_layout_batch_that_places_it(qtbot):
+    """A long strip is laid out in batches; it scrolls to the selected chip when a batch
+    gives it a place, not on a later poll (the fallback timer is stopped here)."""
+    from explorer.core.selection import Selection
+
+    n = 3000
+    panel = shown_strip(qtbot, n)
     panel.show_selection(Selection(token=n - 1))
     panel._scroll_timer.setInterval(10**6)  # the poll never fires within this test
     assert not panel.shows_selection()  # the chip has no place yet
     qtbot.waitUntil(panel.shows_selection, timeout=5000)
-    chip = panel.chip_rect(n - 1)
-    image = panel.chips.viewport().grab().toImage()
-    assert image.pixelColor(chip.left() + 5, chip.top() + 6).name() == "#ffcf40"  # drawn, selected
+    assert drawn_selected(panel, n - 1)
 
 
 def test_the_strip_reaches_a_chip_placed_before_the_scroll_range_grows(qtbot):
@@ -399,22 +411,14 @@ def test_the_strip_reaches_a_chip_placed_before_the_scroll_range_grows(qtbot):
     layout was done): the strip scrolls to it once the range lets it, not to the end of
     the range it had."""
     from explorer.core.selection import Selection
-    from explorer.gui.panels.tokens_panel import TokensPanel
 
     n = 6000
-    panel = TokensPanel()
-    qtbot.addWidget(panel)
-    panel.resize(600, 150)
-    panel.show()
-    qtbot.waitExposed(panel)
-    panel.show_result(strip_result(tuple(f"t{i}" for i in range(n))))
+    panel = shown_strip(qtbot, n)
     panel.show_selection(Selection(token=4000))
     bar = panel.chips.verticalScrollBar()
     qtbot.waitUntil(lambda: panel.chip_rect(n - 1).isValid(), timeout=10000)  # laid out
     qtbot.waitUntil(panel.shows_selection, timeout=5000)
-    chip = panel.chip_rect(4000)
-    image = panel.chips.viewport().grab().toImage()
-    assert image.pixelColor(chip.left() + 5, chip.top() + 6).name() == "#ffcf40"
+    assert drawn_selected(panel, 4000)
     assert 0 < bar.value() < bar.maximum()
 
 
