@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from explorer.core.atomic_write import write_text_atomically
 from explorer.core.errors import ExplorerError
 from explorer.core.selection import Selection
 
@@ -182,9 +183,7 @@ def read_session(path: str | Path) -> Session:
 
 
 def write_session(session: Session, path: str | Path) -> Path:
-    """Write atomically (temp file, then rename) so a crash never leaves half a session."""
+    """Write atomically (``write_text_atomically``) so a crash never leaves half a session."""
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(session.to_json(), encoding="utf-8")
-    tmp.replace(path)
+    write_text_atomically(path, session.to_json())
     return path

@@ -12,15 +12,15 @@ QSettings rewrites whole at every change.)
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from PySide6.QtCore import QSettings, QStandardPaths
+
+from explorer.core.atomic_write import write_text_atomically
 
 LEGACY_KEY = "prompt/last"
 """Where releases before this one kept the prompt (read when the file is missing)."""
@@ -53,20 +53,8 @@ def autosave_path(settings: QSettings) -> Path:
 
 
 def write_durably(path: Path, text: str) -> None:
-    """Write ``text`` to a scratch file of its own, flush it to disk and move it over
-    ``path``: a crash at any moment leaves the previous prompt or the new one, never half of
-    one, and two processes saving at once each move a whole file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, scratch = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".writing")
-    try:
-        with open(handle, "w", encoding="utf-8", newline="") as file:
-            file.write(text)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(scratch, path)
-    except BaseException:
-        Path(scratch).unlink(missing_ok=True)
-        raise
+    """The autosave's write: atomic and flushed to disk (it runs on the writer thread)."""
+    write_text_atomically(path, text, durable=True)
 
 
 class PromptAutosave:

@@ -1,0 +1,23 @@
+"""One writer for text files that must never be left half written (sessions, the prompt)."""
+
+import pytest
+
+from explorer.core.atomic_write import write_text_atomically
+
+
+@pytest.mark.parametrize("durable", [False, True])
+def test_the_text_replaces_the_file_whole_and_no_scratch_file_stays(tmp_path, durable):
+    path = tmp_path / "deeper" / "s.json"
+    write_text_atomically(path, "old", durable=durable)
+    write_text_atomically(path, "new\r\nline ü", durable=durable)
+    assert path.read_bytes() == "new\r\nline ü".encode()  # newlines kept as given
+    assert sorted(p.name for p in path.parent.iterdir()) == ["s.json"]
+
+
+def test_a_write_that_fails_leaves_the_old_file_and_no_scratch_file(tmp_path):
+    path = tmp_path / "s.json"
+    write_text_atomically(path, "old")
+    with pytest.raises(UnicodeEncodeError):
+        write_text_atomically(path, "half \ud800 written")  # a lone surrogate: no UTF-8
+    assert path.read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.json"]
