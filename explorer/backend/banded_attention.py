@@ -22,10 +22,16 @@ BLOCK = 512
 """Query rows per sdpa call (with a 512-token window: 512 × 1,023 keys at most)."""
 
 
+def bandable(spec: LayerSpec) -> bool:
+    """A sliding-window layer with nothing but its mask and scale between its scores and
+    the softmax (no soft-cap, no sinks): what the banded kernel can run."""
+    return spec.sliding_window is not None and spec.softcap is None and spec.sinks is None
+
+
 def _blocks(spec: LayerSpec, tokens: int, num_keys: int, block: int,
             ) -> Iterator[tuple[int, int, int, int]]:
     """(start, end, lo, hi): query rows [start, end) and the keys [lo, hi) they can see."""
-    if spec.sliding_window is None or spec.softcap is not None or spec.sinks is not None:
+    if not bandable(spec):
         raise ValueError("banded attention takes sliding-window layers without soft-cap or sinks")
     for start in range(0, tokens, block):
         end = min(tokens, start + block)
@@ -73,13 +79,13 @@ def _window(spec: LayerSpec, start: int, end: int, lo: int, hi: int, device: Any
     return visible
 
 
-def banded_sdpa(query: Any, key: Any, value: Any, spec: LayerSpec, mask: Any = None,
+def banded_sdpa(query: Any, key: Any, value: Any, spec: LayerSpec, mask: Any,
                 block: int = BLOCK) -> Any:
     """Attention of a layer with a sliding window, as transformers' sdpa function returns it.
 
     query: float[1, H, T, D]; key, value: float[1, KV, T, D] (query head h reads key/value
-    head ``spec.kv_map[h]``); mask: the model's bool or additive [1, 1 or H, T, T] mask
-    (None: built from ``spec``). Returns float[1, T, H, Dv] (contiguous)."""
+    head ``spec.kv_map[h]``); mask: the model's bool or additive [1, 1 or H, T, T] mask,
+    one ``mask_is_window`` accepted. Returns float[1, T, H, Dv] (contiguous)."""
     import torch
     import torch.nn.functional as F
 
@@ -87,8 +93,7 @@ def banded_sdpa(query: Any, key: Any, value: Any, spec: LayerSpec, mask: Any = N
     kv_index = torch.tensor(spec.kv_map, dtype=torch.long, device=key.device)
     out = query.new_empty((query.shape[0], tokens, query.shape[1], value.shape[3]))
     for start, end, lo, hi in _blocks(spec, tokens, num_keys, block):
-        visible = _window(spec, start, end, lo, hi, query.device) if mask is None \
-            else mask[..., start:end, lo:hi]
+        visible = mask[..., start:end, lo:hi]
         keys = key[:, :, lo:hi].index_select(1, kv_index)
         values = value[:, :, lo:hi].index_select(1, kv_index)
         weighted = F.scaled_dot_product_attention(query[:, :, start:end], keys, values,

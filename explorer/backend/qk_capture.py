@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from explorer.backend.banded_attention import banded_sdpa, mask_is_window
+from explorer.backend.banded_attention import bandable, banded_sdpa, mask_is_window
 from explorer.core.attention import AttentionSpec, LayerSpec, rebuild_rows
 from explorer.core.errors import Cancelled
 
@@ -135,9 +135,8 @@ class QueryKeyRecorder:
         is its spec's window (checked once per mask in ``_record``), one sequence attending
         to itself, nothing but the mask and the scale between its scores and the softmax."""
         spec = self.specs[layer] if layer < self.layers else None
-        return (self.problem is None and spec is not None and spec.sliding_window is not None
-                and spec.softcap is None and spec.sinks is None and attention_mask is not None
-                and kwargs.get("position_bias") is None and not kwargs.get("dropout")
+        return (self.problem is None and spec is not None and bandable(spec)
+                and attention_mask is not None and kwargs.get("position_bias") is None and not kwargs.get("dropout")
                 and query.shape[2] == key.shape[2] == self.tokens
                 and tuple(attention_mask.shape[-2:]) == (self.tokens, self.tokens))
 
@@ -166,8 +165,7 @@ class QueryKeyRecorder:
             return
         self.checked[kind] = (attention_mask, kwargs.get("position_bias"))
         problem = self._verify(layer, query, key, attention_mask, kwargs, spec)
-        if not problem and spec.sliding_window is not None and attention_mask is not None \
-                and spec.softcap is None and spec.sinks is None \
+        if not problem and bandable(spec) and attention_mask is not None \
                 and not mask_is_window(attention_mask, spec):
             problem = (f"layer {layer}: its mask is not a {spec.sliding_window}-token "
                        "sliding window in every row")

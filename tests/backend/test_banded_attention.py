@@ -44,15 +44,13 @@ def test_banded_sdpa_equals_sdpa_with_the_whole_mask(causal, window, block):
     spec = LayerSpec(scale=0.3, causal=causal, kv_map=(0, 0, 1, 1), sliding_window=window)
     q, k, v = torch.randn(1, 4, t, d), torch.randn(1, 2, t, d), torch.randn(1, 2, t, d)
     expected = whole_mask_sdpa(q, k, v, spec)
-    got = banded_sdpa(q, k, v, spec, block=block)
-    assert got.shape == (1, t, 4, d) and got.is_contiguous()
-    torch.testing.assert_close(got, expected, atol=1e-6, rtol=1e-5)
     mask = window_mask(t, spec)[None, None]  # the model's own mask, bool or additive
     additive = torch.zeros(mask.shape).masked_fill(~mask, float("-inf"))
     for given in (mask, additive):
         assert mask_is_window(given, spec, block=block)
-        torch.testing.assert_close(banded_sdpa(q, k, v, spec, given, block=block), expected,
-                                   atol=1e-6, rtol=1e-5)
+        got = banded_sdpa(q, k, v, spec, given, block=block)
+        assert got.shape == (1, t, 4, d) and got.is_contiguous()
+        torch.testing.assert_close(got, expected, atol=1e-6, rtol=1e-5)
 
 
 def test_a_mask_that_is_not_the_window_in_one_row_is_told():
@@ -95,13 +93,13 @@ def test_banded_sdpa_refuses_a_layer_it_cannot_do():
     q = torch.randn(1, 2, 6, 4)
     for spec in (LayerSpec(1.0, True, (0, 0)), LayerSpec(1.0, True, (0, 0), 3, softcap=5.0)):
         with pytest.raises(ValueError):
-            banded_sdpa(q, q[:, :1], q[:, :1], spec)
+            banded_sdpa(q, q[:, :1], q[:, :1], spec, torch.ones(1, 1, 6, 6, dtype=torch.bool))
 
 
 def _count_banded(monkeypatch, block):
     calls = []
 
-    def counting(query, key, value, spec, mask=None):
+    def counting(query, key, value, spec, mask):
         calls.append(spec.sliding_window)
         return banded_sdpa(query, key, value, spec, mask, block=block)
 
