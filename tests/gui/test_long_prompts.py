@@ -422,6 +422,27 @@ def test_the_strip_reaches_a_chip_placed_before_the_scroll_range_grows(qtbot):
     assert 0 < bar.value() < bar.maximum()
 
 
+def test_a_chip_the_user_clicks_while_the_strip_lays_out_is_where_it_stays(qtbot):
+    """The strip waits to scroll to a selected chip not laid out yet; a chip the user
+    clicks meanwhile replaces that wait (the strip jumped back to the older chip when the
+    layout grew its range)."""
+    from PySide6.QtCore import Qt
+
+    from explorer.core.selection import Selection
+
+    n = 6000
+    panel = shown_strip(qtbot, n)
+    qtbot.waitUntil(lambda: panel.chip_rect(5).isValid(), timeout=5000)
+    panel.show_selection(Selection(token=4000))
+    assert not panel.chip_rect(4000).isValid()  # placed later: the strip waits for it
+    qtbot.mouseClick(panel.chips.viewport(), Qt.LeftButton, pos=panel.chip_rect(5).center())
+    assert panel.current_token() == 5
+    qtbot.waitUntil(lambda: panel.chip_rect(n - 1).isValid(), timeout=10000)  # laid out
+    qtbot.wait(100)  # the range grows, the poll fires
+    assert panel.shows_selection() and drawn_selected(panel, 5)
+    assert panel.chips.verticalScrollBar().value() == 0
+
+
 def test_each_chip_is_as_wide_as_its_text_after_a_new_run_and_a_new_font(qtbot):
     """The strip measures every chip once per run (the list asks for each size twice while
     it lays out): a new run's texts and a larger font still give chips that fit them."""

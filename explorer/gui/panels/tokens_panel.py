@@ -236,6 +236,7 @@ class TokensPanel(QWidget):
         return False
 
     def show_result(self, result: RunResult) -> None:
+        self._scroll_row = -1  # a chip of the run before
         self._updating = True
         try:
             self.model.set_result(result)
@@ -274,6 +275,7 @@ class TokensPanel(QWidget):
 
     def _on_row_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
         if not self._updating and current.isValid():
+            self._scroll_row = -1  # the user's chip: no older one to scroll to
             self.token_selected.emit(current.row())
 
     # -- reading what is shown (tests, other panels) ---------------------------------------
