@@ -26,7 +26,8 @@ from explorer.core.types import RunResult
 DEFAULT_TOP_K = 20
 STEP_LOGITS = 1 << 22
 """Logits computed per ``PendingNextTokens.step`` (positions x vocabulary): about a tenth
-of a second on a laptop CPU, so a map request waits at most that long behind it."""
+of a second on a laptop CPU, so a map request waits at most that long behind it (up to
+about twice that for vocabularies above 131,072 tokens, where MIN_STEP_ROWS decides)."""
 MIN_STEP_ROWS = 32
 """Positions per step at least. Every step reads the whole output head: with Gemma 3's
 262,144-token vocabulary (0.67 GB of weights), 16 positions a step cost 8.9 ms a position
