@@ -17,6 +17,7 @@ from explorer.backend.loader import LoadedModel
 from explorer.backend.memory import check_memory
 from explorer.backend.next_tokens import NextTokenArrays
 from explorer.backend.qk_capture import NotReproducible, QueryKeyRecorder, recording
+from explorer.backend.sliced_mlp import mlps_in_slices
 from explorer.core.ablation import Ablation
 from explorer.core.attention import AttentionSpec, rebuild_rows, resolve_mode
 from explorer.core.errors import AttentionUnavailableError, PromptError
@@ -368,7 +369,7 @@ def _fast_forward(loaded: LoadedModel, ids: list[int], top_k: int, task: TaskSta
     with torch.inference_mode():
         handle = _final_hidden_hook(model, hidden) if info.causal else None
         try:
-            with recording(model, recorder):
+            with recording(model, recorder), mlps_in_slices(model):
                 outputs = _forward_last_logits(model, input_ids)
         finally:
             if handle is not None:
