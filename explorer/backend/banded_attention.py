@@ -16,7 +16,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from explorer.core.attention import LayerSpec, visible_span
+import numpy as np
+
+from explorer.core.attention import LayerSpec, visible_keys, visible_span
 
 BLOCK = 512
 """Query rows per sdpa call (with a 512-token window: 512 × 1,023 keys at most)."""
@@ -71,12 +73,8 @@ def _window(spec: LayerSpec, start: int, end: int, lo: int, hi: int, device: Any
     """bool[end - start, hi - lo]: which keys lo..hi-1 query rows start..end-1 see."""
     import torch
 
-    rows = torch.arange(start, end, device=device)[:, None]
-    cols = torch.arange(lo, hi, device=device)[None, :]
-    visible = (rows - cols).abs() < spec.sliding_window
-    if spec.causal:
-        visible &= cols <= rows
-    return visible
+    visible = visible_keys(spec, np.arange(start, end)[:, None], np.arange(lo, hi)[None, :])
+    return torch.from_numpy(visible).to(device)
 
 
 def banded_sdpa(query: Any, key: Any, value: Any, spec: LayerSpec, mask: Any,

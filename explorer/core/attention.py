@@ -301,14 +301,7 @@ def rebuild_rows(queries: np.ndarray, keys: np.ndarray, spec: LayerSpec, head: i
             band_lo = max(lo, first)
         band = slice(band_lo - lo, hi - lo)
         positions = np.arange(band_lo, hi, dtype=np.int64)
-        hidden = np.zeros((len(block), hi - band_lo), dtype=bool)
-        if spec.causal:
-            hidden |= positions[None, :] > block[:, None]
-        if spec.sliding_window is not None:
-            outside = np.abs(block[:, None] - positions[None, :]) >= spec.sliding_window
-            if spec.causal:
-                outside &= positions[None, :] <= block[:, None]
-            hidden |= outside
+        hidden = ~visible_keys(spec, block[:, None], positions[None, :])
         np.copyto(logits[:, band], -np.inf, where=hidden)
         peak = logits.max(axis=1, keepdims=True)
         if sink is not None:
@@ -335,13 +328,17 @@ def rebuild_rows(queries: np.ndarray, keys: np.ndarray, spec: LayerSpec, head: i
     return out
 
 
-def _visible(spec: LayerSpec, rows: np.ndarray, key: int) -> np.ndarray:
-    """bool[R]: which query rows can see ``key`` under the layer's masks."""
-    visible = np.ones(len(rows), dtype=bool)
+def visible_keys(spec: LayerSpec, rows: Any, keys: Any) -> np.ndarray:
+    """Which keys the query rows see under the layer's causal and sliding-window masks:
+    bool, of the shape ``rows`` and ``keys`` (int positions) broadcast to, e.g. rows [R, 1]
+    and keys [1, K] give [R, K]; one key gives [R]. The one statement of the rule (the
+    rebuilt maps, their columns, and the check of a model's own mask use it)."""
+    rows, keys = np.asarray(rows), np.asarray(keys)
+    visible = np.ones(np.broadcast_shapes(rows.shape, keys.shape), dtype=bool)
     if spec.causal:
-        visible &= key <= rows
+        visible &= keys <= rows
     if spec.sliding_window is not None:
-        visible &= np.abs(rows - key) < spec.sliding_window
+        visible &= np.abs(rows - keys) < spec.sliding_window
     return visible
 
 
@@ -357,7 +354,7 @@ def column(queries: np.ndarray, keys: np.ndarray, spec: LayerSpec, key: int,
         cap = np.float32(spec.softcap)
         logits = np.tanh(logits / cap) * cap
     out = np.exp(logits - log_norms).astype(np.float32)
-    out[~_visible(spec, rows, key)] = 0.0
+    out[~visible_keys(spec, rows, key)] = 0.0
     return out
 
 
