@@ -9,7 +9,9 @@ the real kernel: torch's sdpa, which never builds the T x T matrix, or the model
 eager function where sdpa cannot do the layer (soft-capping, sinks). No architecture code
 is copied: the model calls us with exactly what it would give any kernel. A sliding-window
 layer whose mask matched its spec runs as ``banded_attention.banded_sdpa`` instead: the
-same softmax over the same keys, without the [T, T] mask's square of work.
+same softmax over the same keys, without the [T, T] mask's square of work. The masks
+for this name are transformers' own, built in blocks of rows
+(``blocked_mask.blocked_sdpa_mask``).
 
 Each kind of layer checks itself: a few query rows are rebuilt with
 ``core.attention.rebuild_rows`` from the recorded spec and compared with the same rows
@@ -32,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from explorer.backend.banded_attention import bandable, banded_sdpa, mask_is_window
+from explorer.backend.blocked_mask import blocked_sdpa_mask
 from explorer.core.attention import AttentionSpec, LayerSpec, rebuild_rows
 from explorer.core.errors import Cancelled
 
@@ -52,10 +55,10 @@ def _register() -> None:
         if _registered:
             return
         from transformers import AttentionInterface
-        from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+        from transformers.masking_utils import AttentionMaskInterface
 
         AttentionInterface.register(CAPTURE_NAME, _dispatch)
-        AttentionMaskInterface.register(CAPTURE_NAME, sdpa_mask)
+        AttentionMaskInterface.register(CAPTURE_NAME, blocked_sdpa_mask)
         _registered = True
 
 
