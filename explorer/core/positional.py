@@ -12,10 +12,14 @@ def sinusoidal_table(num_positions: int, dim: int, base: float = 10000.0) -> np.
 
     Returns float32[position, dim].
     """
-    positions = np.arange(num_positions, dtype=np.float64)[:, None]
-    pair = np.arange(0, dim, 2, dtype=np.float64)[None, :]
-    angles = positions / np.power(base, pair / dim)
-    table = np.zeros((num_positions, dim), dtype=np.float64)
+    return sinusoidal_rows(np.arange(num_positions), dim, base)
+
+
+def sinusoidal_rows(positions: np.ndarray, dim: int, base: float = 10000.0) -> np.ndarray:
+    """``sinusoidal_table``'s rows at ``positions`` (int[N]) only. Returns float32[N, dim]."""
+    angles = np.asarray(positions, dtype=np.float64)[:, None] / np.power(
+        base, np.arange(0, dim, 2, dtype=np.float64)[None, :] / dim)
+    table = np.zeros((len(angles), dim), dtype=np.float64)
     table[:, 0::2] = np.sin(angles)
     table[:, 1::2] = np.cos(angles[:, : dim // 2])
     return table.astype(np.float32)
@@ -31,10 +35,13 @@ def rope_angles(num_positions: int, inverse_frequencies: np.ndarray) -> np.ndarr
 
     Returns float32[position, pair] = position * theta_pair.
     """
-    positions = np.arange(num_positions, dtype=np.float64)[:, None]
-    return (positions * np.asarray(inverse_frequencies, dtype=np.float64)[None, :]).astype(
-        np.float32
-    )
+    return rope_angles_at(np.arange(num_positions), inverse_frequencies)
+
+
+def rope_angles_at(positions: np.ndarray, inverse_frequencies: np.ndarray) -> np.ndarray:
+    """``rope_angles``' rows at ``positions`` (int[N]) only. Returns float32[N, pair]."""
+    return (np.asarray(positions, dtype=np.float64)[:, None]
+            * np.asarray(inverse_frequencies, dtype=np.float64)[None, :]).astype(np.float32)
 
 
 def rope_cos_sin(angles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -71,9 +78,14 @@ def alibi_bias(num_positions: int, slopes: np.ndarray) -> np.ndarray:
     return (-distance * np.asarray(slopes, dtype=np.float32)[None, :]).astype(np.float32)
 
 
-def cosine_similarity_matrix(rows: np.ndarray) -> np.ndarray:
-    """Pairwise cosine similarity of the rows of float[N, D]. Returns float32[N, N]."""
-    rows = np.asarray(rows, dtype=np.float64)
-    norms = np.linalg.norm(rows, axis=1, keepdims=True)
-    unit = rows / np.where(norms == 0, 1.0, norms)
-    return (unit @ unit.T).astype(np.float32)
+def cosine_similarity_matrix(rows: np.ndarray, others: np.ndarray | None = None) -> np.ndarray:
+    """Cosine similarity of every row of float[N, D] with every row of ``others``
+    (float[M, D], default ``rows``). Returns float32[N, M]."""
+    def unit(vectors: np.ndarray) -> np.ndarray:
+        vectors = np.asarray(vectors, dtype=np.float64)
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        return vectors / np.where(norms == 0, 1.0, norms)
+
+    left = unit(rows)
+    right = left if others is None else unit(others)
+    return (left @ right.T).astype(np.float32)

@@ -46,3 +46,14 @@ def test_cosine_similarity_diagonal_is_one_and_symmetric():
     sim = pos.cosine_similarity_matrix(rows)
     np.testing.assert_allclose(np.diag(sim), 1.0, atol=1e-6)
     np.testing.assert_allclose(sim, sim.T, atol=1e-7)
+
+
+def test_rows_at_chosen_positions_are_the_tables_rows():
+    positions = np.array([0, 7, 300, 4095])
+    np.testing.assert_array_equal(pos.sinusoidal_rows(positions, 64),
+                                  pos.sinusoidal_table(4096, 64)[positions])
+    inv = pos.rope_inverse_frequencies(64, 10000.0)
+    np.testing.assert_array_equal(pos.rope_angles_at(positions, inv), pos.rope_angles(4096, inv)[positions])
+    rows = np.random.default_rng(0).normal(size=(12, 5))
+    np.testing.assert_allclose(pos.cosine_similarity_matrix(rows[[2, 9]], rows[[0, 4, 11]]),
+                               pos.cosine_similarity_matrix(rows)[np.ix_([2, 9], [0, 4, 11])], atol=1e-7)

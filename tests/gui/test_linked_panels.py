@@ -167,6 +167,50 @@ def test_a_run_draws_the_positional_vector_once_at_the_selected_token(qtbot, win
     assert panel.table.shape[0] == view.result.num_tokens
 
 
+def drawn_heat(panel):
+    """(image float32[row, column], its rectangle in the plot's coordinates)."""
+    return panel.heat.image, panel.heat.mapRectToParent(panel.heat.boundingRect())
+
+
+def test_a_long_table_draws_a_row_per_band_and_the_exact_selected_row(qtbot, window, monkeypatch):
+    from explorer.core import positional as pos
+    from explorer.gui.panels import positional_panel
+
+    monkeypatch.setattr(positional_panel, "HEAT_ROWS", 8)
+    view = load_and_run(qtbot, window, "tiny-llama", PROMPT)
+    panel, n = window.positional_panel, view.result.num_tokens
+    assert n > 16
+    angles = pos.rope_angles(n, np.asarray(window.controller.model_info.rope_groups[0].inv_freq))
+    image, rect = drawn_heat(panel)
+    middles = ((np.arange(8) + 0.5) * n / 8).astype(int)  # the middle of each band
+    assert image.shape == (8, angles.shape[1])
+    np.testing.assert_allclose(image, np.cos(angles[middles]), rtol=1e-6)
+    assert (rect.top(), rect.height(), rect.width()) == (0, n, angles.shape[1])  # y counts positions
+    token = int(middles[3]) + 1  # a position no heat row shows
+    window.controller.select_token(token)
+    np.testing.assert_allclose(panel.shown_vector(), np.cos(angles[token]), rtol=1e-6)
+    assert panel.position_line.value() == token + 0.5
+
+
+def test_a_long_learned_similarity_view_compares_with_the_drawn_positions(qtbot, window, monkeypatch):
+    from explorer.core import positional as pos
+    from explorer.gui.panels import positional_panel
+
+    monkeypatch.setattr(positional_panel, "HEAT_ROWS", 8)
+    view = load_and_run(qtbot, window, "tiny-gpt2", PROMPT)
+    panel, n = window.positional_panel, view.result.num_tokens
+    panel.view_box.setCurrentIndex(1)  # position x position similarity
+    wpe = view.result.positional
+    middles = ((np.arange(8) + 0.5) * n / 8).astype(int)
+    image, rect = drawn_heat(panel)
+    np.testing.assert_allclose(image, pos.cosine_similarity_matrix(wpe[middles]), atol=1e-6)
+    assert (rect.width(), rect.height()) == (n, n)
+    window.controller.select_token(5)
+    x, y = panel.vector_curve.getData()
+    np.testing.assert_array_equal(x, middles)
+    np.testing.assert_allclose(y, pos.cosine_similarity_matrix(wpe[[5]], wpe[middles])[0], atol=1e-6)
+
+
 def test_encoder_has_no_bars(qtbot, window):
     load_and_run(qtbot, window, "tiny-bert", "the cat sat on the mat")
     assert "encoder" in window.probability_panel.title.text()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QRectF, Qt, Signal
 from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from explorer.core import positional as pos
@@ -19,6 +19,20 @@ VIEWS = {
     "none": [],
     "sinusoidal": ["encoding"],
 }
+
+HEAT_ROWS = 2048
+"""Most positions the heat map computes and draws: a longer prompt draws this many, one in
+the middle of each equal band of positions (a 32,768-token table is 4 M values, and
+computing it took the window's thread 50-170 ms). The vector plot is always the selected
+position's own row."""
+
+
+def heat_positions(num_positions: int) -> np.ndarray:
+    """int64[rows]: the position each heat-map row shows (every one up to ``HEAT_ROWS``)."""
+    if num_positions <= HEAT_ROWS:
+        return np.arange(num_positions, dtype=np.int64)
+    return ((np.arange(HEAT_ROWS) + 0.5) * num_positions / HEAT_ROWS).astype(np.int64)
+
 
 PLACEHOLDER = ("<b>Positional encoding</b><br>After the first run: how this model tells positions "
                "apart — its rotary angles or learned position vectors, one row per token, with "
@@ -138,7 +152,9 @@ class PositionalPanel(QWidget):
         self.view_box.currentIndexChanged.connect(lambda _: self._redraw())
         self.rope_box.currentIndexChanged.connect(lambda _: self._redraw())
         self.textbook_box.toggled.connect(lambda on: self.options_changed.emit({"textbook_positions": on}))
-        self.table = np.zeros((0, 0), np.float32)
+        self.table = np.zeros((0, 0), np.float32)  # the heat map: float32[heat row, column]
+        self.table_positions = np.zeros(0, np.int64)  # the position of each heat row
+        self.columns_x = np.zeros(0, np.float64)  # each column's x (a position, or its index)
         self.shown_position: int | None = None  # the row drawn in the vector plot
 
     def show_result(self, result: RunResult, selection: Selection | None = None) -> None:
@@ -193,46 +209,60 @@ class PositionalPanel(QWidget):
             self.textbook_box.blockSignals(False)
         return textbook_changed
 
-    def current_table(self) -> tuple[np.ndarray, str, str]:
-        """(float32[position, column], column axis label, explanation)."""
+    def current_table(self, positions: np.ndarray | None = None) -> tuple[np.ndarray, str, str]:
+        """(float32[position, column] at ``positions`` (default: all), column axis label,
+        explanation). The similarity view's columns are ``heat_positions``."""
         result = self.result
         assert result is not None
         n = result.num_tokens
+        rows = np.arange(n, dtype=np.int64) if positions is None else np.asarray(positions)
         if self.selection.textbook_positions:
             d = result.model_info.hidden_size
-            return pos.sinusoidal_table(n, d), "dimension", TEXTBOOK.format(d=d)
+            return pos.sinusoidal_rows(rows, d), "dimension", TEXTBOOK.format(d=d)
         kind, view = result.positional_kind, self.view_box.currentText()
         table = result.positional
         if kind == "rotary":
             group = self.rope_group()
-            if group is not None:
-                table = pos.rope_angles(n, np.asarray(group.inv_freq))
+            angles = (pos.rope_angles_at(rows, np.asarray(group.inv_freq)) if group is not None
+                      else table[rows])
             if view.startswith("sin"):
-                table = np.sin(table)
+                angles = np.sin(angles)
             elif view.startswith("angle"):
-                table = np.mod(table, 2 * np.pi)
+                angles = np.mod(angles, 2 * np.pi)
             else:
-                table = np.cos(table)
-            return table.astype(np.float32), "frequency pair i", scheme_text(result, group)
+                angles = np.cos(angles)
+            return angles.astype(np.float32), "frequency pair i", scheme_text(result, group)
         if kind == "learned" and view.startswith("position"):
-            return pos.cosine_similarity_matrix(table), "position", scheme_text(result)
+            similarity = pos.cosine_similarity_matrix(table[rows], table[heat_positions(n)])
+            return similarity, "position", scheme_text(result)
         column = {"learned": "dimension", "alibi": "head"}.get(kind, "column")
-        return table, column, scheme_text(result)
+        return table[rows], column, scheme_text(result)
+
+    def _similarity_view(self) -> bool:
+        return (self.result is not None and not self.selection.textbook_positions
+                and self.result.positional_kind == "learned"
+                and self.view_box.currentText().startswith("position"))
 
     def _redraw(self) -> None:
         if self.result is None:
             return
-        table, column_label, text = self.current_table()
+        n = self.result.num_tokens
+        self.table_positions = heat_positions(n)
+        table, column_label, text = self.current_table(self.table_positions)
         self.table = table
+        columns = table.shape[1]
+        self.columns_x = (self.table_positions.astype(np.float64) if self._similarity_view()
+                          else np.arange(columns, dtype=np.float64))
+        width = n if self._similarity_view() else columns
         self.formula.setText(text)
         self.placeholder.hide()
         self.plots.show()
-        rows, columns = table.shape
         if table.size:
             lo, hi = float(np.nanmin(table)), float(np.nanmax(table))
             bound = max(abs(lo), abs(hi)) or 1.0
             levels = (0.0, hi) if lo >= 0 else (-bound, bound)
-            self.heat.setImage(table, levels=levels)
+            # each image row covers its band of positions: the y axis counts positions
+            self.heat.setImage(table, levels=levels, rect=QRectF(0, 0, max(width, 1), max(n, 1)))
             # the vector plot keeps one y scale for the whole table: positions compare
             span = (hi - lo) or 1.0
             self.vector_plot.setYRange(lo - 0.05 * span, hi + 0.05 * span, padding=0)
@@ -241,15 +271,15 @@ class PositionalPanel(QWidget):
         if self.heat_plot.getAxis("bottom").labelText != column_label:  # a label lays out anew
             self.heat_plot.setLabel("bottom", column_label)
         # rescale to this result: every row and column, nothing left from a longer run
-        self.heat_plot.setRange(xRange=(0, max(columns, 1)), yRange=(0, max(rows, 1)), padding=0)
-        self.vector_plot.setXRange(0, max(columns - 1, 1), padding=0.02)
+        self.heat_plot.setRange(xRange=(0, max(width, 1)), yRange=(0, max(n, 1)), padding=0)
+        self.vector_plot.setXRange(0, max(width - 1, 1), padding=0.02)
         self._draw_position()
 
     def _drawn_position(self) -> int | None:
-        """The table row the selection puts under the red line (None: no table)."""
+        """The position the selection puts under the red line (None: no table)."""
         if self.result is None or self.table.size == 0:
             return None
-        return min(self.selection.token, self.table.shape[0] - 1)
+        return min(self.selection.token, self.result.num_tokens - 1)
 
     def _draw_position(self) -> None:
         self.shown_position = p = self._drawn_position()
@@ -257,8 +287,9 @@ class PositionalPanel(QWidget):
             self.vector_curve.setData([], [])
             return
         self.position_line.setPos(p + 0.5)
-        self.vector_curve.setData(np.arange(self.table.shape[1]), self.table[p])
-        self.vector_plot.setTitle(f"position {p}")
+        every = len(self.table_positions) == self.result.num_tokens
+        row = self.table[p] if every else self.current_table(np.array([p], np.int64))[0][0]
+        self.vector_curve.setData(self.columns_x, row)
 
     def shown_vector(self) -> np.ndarray:
         x, y = self.vector_curve.getData()
