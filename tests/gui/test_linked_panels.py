@@ -186,6 +186,7 @@ def test_a_long_table_draws_a_row_per_band_and_the_exact_selected_row(qtbot, win
     assert image.shape == (8, angles.shape[1])
     np.testing.assert_allclose(image, np.cos(angles[middles]), rtol=1e-6)
     assert (rect.top(), rect.height(), rect.width()) == (0, n, angles.shape[1])  # y counts positions
+    assert panel.heat_plot.getAxis("left").labelText == f"position (a row per {n / 8:.3g})"
     token = int(middles[3]) + 1  # a position no heat row shows
     window.controller.select_token(token)
     np.testing.assert_allclose(panel.shown_vector(), np.cos(angles[token]), rtol=1e-6)
@@ -209,6 +210,10 @@ def test_a_long_learned_similarity_view_compares_with_the_drawn_positions(qtbot,
     x, y = panel.vector_curve.getData()
     np.testing.assert_array_equal(x, middles)
     np.testing.assert_allclose(y, pos.cosine_similarity_matrix(wpe[[5]], wpe[middles])[0], atol=1e-6)
+    monkeypatch.setattr(positional_panel, "HEAT_ROWS", 2048)
+    load_and_run(qtbot, window, "tiny-gpt2", PROMPT + " Again.")  # short again: every row
+    assert panel.heat.image.shape[0] == panel.table.shape[0] > n
+    assert panel.heat_plot.getAxis("left").labelText == "position"
 
 
 def test_encoder_has_no_bars(qtbot, window):

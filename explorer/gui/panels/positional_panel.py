@@ -270,6 +270,10 @@ class PositionalPanel(QWidget):
             self.heat.clear()
         if self.heat_plot.getAxis("bottom").labelText != column_label:  # a label lays out anew
             self.heat_plot.setLabel("bottom", column_label)
+        rows = len(self.table_positions)
+        row_label = "position" if rows == n else f"position (a row per {n / rows:.3g})"
+        if self.heat_plot.getAxis("left").labelText != row_label:
+            self.heat_plot.setLabel("left", row_label)
         # rescale to this result: every row and column, nothing left from a longer run
         self.heat_plot.setRange(xRange=(0, max(width, 1)), yRange=(0, max(n, 1)), padding=0)
         self.vector_plot.setXRange(0, max(width - 1, 1), padding=0.02)
