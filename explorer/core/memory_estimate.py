@@ -25,9 +25,10 @@ def estimate_run_bytes(info: ModelInfo, num_tokens: int, mode: str = "full") -> 
     window layers and a prompt at least as long as the window, the one boolean [T, T] mask
     transformers builds for them (the layers run in blocks, ``backend/banded_attention.py``).
     none: the activations, the head chunk and that mask only.
-    Before the first layer, while transformers combines its boolean masks into that one, it
-    holds about three [T, T] masks at once; the estimate is at least that (Gemma 3, 32,768
-    tokens, ``none``: 3.23 GB over the loaded model, 3.0 T² bytes; measured 2026-11-30).
+    The mask is built a block of rows at a time (``backend/blocked_mask.py``), so no more
+    than that one [T, T] mask exists at once (Gemma 3, 32,768 tokens, ``none``: 2.05 GB
+    over the loaded model against 2.97 GB estimated; 3.23 GB before the blocks, when
+    transformers held three [T, T] masks while combining them; measured 2026-11-30).
     """
     if mode == "full":
         layer_map = info.heads * num_tokens * num_tokens
@@ -37,13 +38,10 @@ def estimate_run_bytes(info: ModelInfo, num_tokens: int, mode: str = "full") -> 
     head_chunk = 3 * min(num_tokens, LOGIT_CHUNK) * info.vocab_size * 4 if info.causal else 0
     hidden = num_tokens * info.hidden_size * 4
     fast = _activation_bytes(info, num_tokens) + head_chunk + hidden
-    building_mask = 0
     if any(window is not None and window <= num_tokens for window in info.layer_windows):
         fast += num_tokens * num_tokens  # the sliding-window layers' mask, one byte a cell
-        building_mask = 3 * num_tokens * num_tokens + hidden
     queries_keys = info.layers * (info.heads + info.kv_heads) * num_tokens * head_dim * 4
-    steady = fast if mode == "none" else fast + queries_keys
-    return max(steady, building_mask)
+    return fast if mode == "none" else fast + queries_keys
 
 
 def describe_estimate(info: ModelInfo, num_tokens: int, mode: str) -> str:
