@@ -191,6 +191,7 @@ def test_a_long_table_draws_a_row_per_band_and_the_exact_selected_row(qtbot, win
     window.controller.select_token(token)
     np.testing.assert_allclose(panel.shown_vector(), np.cos(angles[token]), rtol=1e-6)
     assert panel.position_line.value() == token + 0.5
+    assert panel.vector_plot.titleLabel.text == f"position {token}"
 
 
 def test_a_long_learned_similarity_view_compares_with_the_drawn_positions(qtbot, window, monkeypatch):

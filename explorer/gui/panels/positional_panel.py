@@ -294,6 +294,7 @@ class PositionalPanel(QWidget):
         every = len(self.table_positions) == self.result.num_tokens
         row = self.table[p] if every else self.current_table(np.array([p], np.int64))[0][0]
         self.vector_curve.setData(self.columns_x, row)
+        self.vector_plot.setTitle(f"position {p}")
 
     def shown_vector(self) -> np.ndarray:
         x, y = self.vector_curve.getData()
