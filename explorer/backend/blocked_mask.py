@@ -32,11 +32,13 @@ def _probe(*_: Any) -> Any:
     raise _MaskNeeded
 
 
-def blocked_sdpa_mask(batch_size: int, q_length: int, kv_length: int, q_offset: Any = 0,
+def blocked_sdpa_mask(batch_size: int, q_length: int, kv_length: int, *, q_offset: Any = 0,
                       kv_offset: int = 0, mask_function: Any = None, attention_mask: Any = None,
                       use_vmap: bool = False, **kwargs: Any) -> Any:
-    """``transformers.masking_utils.sdpa_mask`` with the same arguments and result, built in
-    blocks of rows when the mask is larger than one block (see the module docstring)."""
+    """``transformers.masking_utils.sdpa_mask`` with the same (keyword) arguments and mask
+    values, built in blocks of rows when the mask is larger than one block (see the module
+    docstring). A mask built in blocks is a full bool[batch, 1, query, key] array, where
+    ``sdpa_mask`` may return a view broadcast over the batch (the app runs batch 1)."""
     import torch
     from transformers.masking_utils import causal_mask_function, sdpa_mask
 
@@ -50,7 +52,7 @@ def blocked_sdpa_mask(batch_size: int, q_length: int, kv_length: int, q_offset: 
         return sdpa_mask(q_length=q_length, q_offset=q_offset, mask_function=_probe, **common)
     except _MaskNeeded:
         pass
-    device = torch.device(kwargs.get("device", "cpu"))
+    device = torch.device(kwargs.get("device") or "cpu")
     mask = (torch.from_numpy(np.empty((batch_size, 1, q_length, kv_length), np.bool_))
             if device.type == "cpu"
             else torch.empty((batch_size, 1, q_length, kv_length), dtype=torch.bool, device=device))

@@ -48,12 +48,15 @@ def test_cosine_similarity_diagonal_is_one_and_symmetric():
     np.testing.assert_allclose(sim, sim.T, atol=1e-7)
 
 
-def test_rows_at_chosen_positions_are_the_tables_rows():
+def test_rows_at_chosen_positions_follow_the_formulas():
     positions = np.array([0, 7, 300, 4095])
-    np.testing.assert_array_equal(pos.sinusoidal_rows(positions, 64),
-                                  pos.sinusoidal_table(4096, 64)[positions])
-    inv = pos.rope_inverse_frequencies(64, 10000.0)
-    np.testing.assert_array_equal(pos.rope_angles_at(positions, inv), pos.rope_angles(4096, inv)[positions])
-    rows = np.random.default_rng(0).normal(size=(12, 5))
-    np.testing.assert_allclose(pos.cosine_similarity_matrix(rows[[2, 9]], rows[[0, 4, 11]]),
-                               pos.cosine_similarity_matrix(rows)[np.ix_([2, 9], [0, 4, 11])], atol=1e-7)
+    i = np.arange(32)
+    rows = pos.sinusoidal_rows(positions, 64)
+    np.testing.assert_allclose(rows[:, 0::2], np.sin(positions[:, None] / 10000 ** (2 * i / 64)), atol=1e-6)
+    np.testing.assert_allclose(rows[:, 1::2], np.cos(positions[:, None] / 10000 ** (2 * i / 64)), atol=1e-6)
+    inv = 10000.0 ** (-2 * i / 64)
+    np.testing.assert_allclose(pos.rope_angles_at(positions, inv), positions[:, None] * inv, rtol=1e-6)
+    vectors = np.random.default_rng(0).normal(size=(12, 5))
+    left, right = vectors[[2, 9]], vectors[[0, 4, 11]]
+    expected = [[a @ b / np.linalg.norm(a) / np.linalg.norm(b) for b in right] for a in left]
+    np.testing.assert_allclose(pos.cosine_similarity_matrix(left, right), expected, atol=1e-6)

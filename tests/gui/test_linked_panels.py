@@ -192,6 +192,10 @@ def test_a_long_table_draws_a_row_per_band_and_the_exact_selected_row(qtbot, win
     np.testing.assert_allclose(panel.shown_vector(), np.cos(angles[token]), rtol=1e-6)
     assert panel.position_line.value() == token + 0.5
     assert panel.vector_plot.titleLabel.text == f"position {token}"
+    panel.textbook_box.setChecked(True)  # the textbook sinusoid: the same rows, its formula
+    d = view.result.model_info.hidden_size
+    np.testing.assert_allclose(drawn_heat(panel)[0], pos.sinusoidal_table(n, d)[middles], atol=1e-6)
+    np.testing.assert_allclose(panel.shown_vector(), pos.sinusoidal_table(n, d)[token], atol=1e-6)
 
 
 def test_a_long_learned_similarity_view_compares_with_the_drawn_positions(qtbot, window, monkeypatch):
@@ -212,8 +216,11 @@ def test_a_long_learned_similarity_view_compares_with_the_drawn_positions(qtbot,
     np.testing.assert_array_equal(x, middles)
     np.testing.assert_allclose(y, pos.cosine_similarity_matrix(wpe[[5]], wpe[middles])[0], atol=1e-6)
     monkeypatch.setattr(positional_panel, "HEAT_ROWS", 2048)
-    load_and_run(qtbot, window, "tiny-gpt2", PROMPT + " Again.")  # short again: every row
-    assert panel.heat.image.shape[0] == panel.table.shape[0] > n
+    again = load_and_run(qtbot, window, "tiny-gpt2", PROMPT + " Again.").result  # every row
+    wpe, n = again.positional, again.num_tokens
+    np.testing.assert_allclose(drawn_heat(panel)[0], pos.cosine_similarity_matrix(wpe), atol=1e-6)
+    x, y = panel.vector_curve.getData()
+    np.testing.assert_array_equal(x, np.arange(n))
     assert panel.heat_plot.getAxis("left").labelText == "position"
 
 

@@ -179,6 +179,22 @@ def test_positional_panel_shows_local_and_global_rope_bases(qtbot, window):
     assert not np.allclose(panel.table, np.cos(pos.rope_angles(n, np.asarray(local.inv_freq))))
 
 
+def test_a_long_table_of_each_rope_group_draws_its_own_rows(qtbot, window, monkeypatch):
+    from explorer.gui.panels import positional_panel
+
+    monkeypatch.setattr(positional_panel, "HEAT_ROWS", 8)
+    load(qtbot, window, "gemma3")
+    view = run(qtbot, window, PROMPT + " ")
+    panel, n = window.positional_panel, view.result.num_tokens
+    middles = ((np.arange(8) + 0.5) * n / 8).astype(int)
+    window.controller.select_token(int(middles[2]) + 1)  # a position no row shows
+    for index, group in enumerate(view.result.model_info.rope_groups):  # local, then global
+        panel.rope_box.setCurrentIndex(index)
+        angles = pos.rope_angles(n, np.asarray(group.inv_freq))
+        np.testing.assert_allclose(panel.heat.image, np.cos(angles[middles]), rtol=1e-6)
+        np.testing.assert_allclose(panel.shown_vector(), np.cos(angles[middles[2] + 1]), rtol=1e-6)
+
+
 def test_hub_download_shows_bytes_and_cancel_keeps_the_previous_model(qtbot, tmp_path, monkeypatch):
     import huggingface_hub.constants as constants
 

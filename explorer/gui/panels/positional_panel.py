@@ -263,7 +263,7 @@ class PositionalPanel(QWidget):
             levels = (0.0, hi) if lo >= 0 else (-bound, bound)
             # each image row covers its band of positions: the y axis counts positions
             self.heat.setImage(table, levels=levels, rect=QRectF(0, 0, max(width, 1), max(n, 1)))
-            # the vector plot keeps one y scale for the whole table: positions compare
+            # the vector plot keeps one y scale for the drawn rows: positions compare
             span = (hi - lo) or 1.0
             self.vector_plot.setYRange(lo - 0.05 * span, hi + 0.05 * span, padding=0)
         else:
@@ -271,7 +271,9 @@ class PositionalPanel(QWidget):
         if self.heat_plot.getAxis("bottom").labelText != column_label:  # a label lays out anew
             self.heat_plot.setLabel("bottom", column_label)
         rows = len(self.table_positions)
-        row_label = "position" if rows == n else f"position (a row per {n / rows:.3g})"
+        per = n / max(rows, 1)  # 2,049 positions: "a row per 1.0005", not "1"
+        row_label = ("position" if rows == n or not table.size
+                     else f"position (a row per {per:{'.3g' if per >= 1.01 else '.4f'}})")
         if self.heat_plot.getAxis("left").labelText != row_label:
             self.heat_plot.setLabel("left", row_label)
         # rescale to this result: every row and column, nothing left from a longer run
