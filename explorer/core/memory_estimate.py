@@ -36,8 +36,7 @@ def estimate_run_bytes(info: ModelInfo, num_tokens: int, mode: str = "full") -> 
         return info.layers * layer_map * 2 + 3 * layer_map * 4 + logits
     head_dim = info.head_dim or info.hidden_size // max(1, info.heads)
     head_chunk = 3 * min(num_tokens, LOGIT_CHUNK) * info.vocab_size * 4 if info.causal else 0
-    hidden = num_tokens * info.hidden_size * 4
-    fast = _activation_bytes(info, num_tokens) + head_chunk + hidden
+    fast = _activation_bytes(info, num_tokens) + head_chunk + num_tokens * info.hidden_size * 4
     if any(window is not None and window <= num_tokens for window in info.layer_windows):
         fast += num_tokens * num_tokens  # the sliding-window layers' mask, one byte a cell
     queries_keys = info.layers * (info.heads + info.kv_heads) * num_tokens * head_dim * 4

@@ -40,7 +40,6 @@ def test_importing_the_window_keeps_large_fills_off_qt_thread_pool():
     assert _pool_threads_after_a_fill("import explorer.gui") == 0
 
 
-
 def test_a_value_already_set_is_not_overwritten(monkeypatch):
     """Qt only asks whether the variable is set; the window does not rewrite one the
     environment already has."""

@@ -232,13 +232,14 @@ class PositionalPanel(QWidget):
             else:
                 angles = np.cos(angles)
             return angles.astype(np.float32), "frequency pair i", scheme_text(result, group)
-        if kind == "learned" and view.startswith("position"):
+        if self._similarity_view():
             similarity = pos.cosine_similarity_matrix(table[rows], table[heat_positions(n)])
             return similarity, "position", scheme_text(result)
         column = {"learned": "dimension", "alibi": "head"}.get(kind, "column")
         return table[rows], column, scheme_text(result)
 
     def _similarity_view(self) -> bool:
+        """The learned scheme's position × position view: its columns are positions too."""
         return (self.result is not None and not self.selection.textbook_positions
                 and self.result.positional_kind == "learned"
                 and self.view_box.currentText().startswith("position"))
@@ -250,10 +251,10 @@ class PositionalPanel(QWidget):
         self.table_positions = heat_positions(n)
         table, column_label, text = self.current_table(self.table_positions)
         self.table = table
-        columns = table.shape[1]
-        self.columns_x = (self.table_positions.astype(np.float64) if self._similarity_view()
+        similarity, columns = self._similarity_view(), table.shape[1]
+        self.columns_x = (self.table_positions.astype(np.float64) if similarity
                           else np.arange(columns, dtype=np.float64))
-        width = n if self._similarity_view() else columns
+        width = n if similarity else columns
         self.formula.setText(text)
         self.placeholder.hide()
         self.plots.show()
