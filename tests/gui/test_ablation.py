@@ -10,7 +10,7 @@ from explorer.backend.engine import analyze
 from explorer.core.ablation import Ablation
 from explorer.core.thumbnails import tile_origin
 from explorer.gui.run_view import GROUP_GAP, THUMBNAIL_GAP
-from tests.gui.conftest import load_and_run
+from tests.gui.conftest import drain_worker, load_and_run
 from tests.gui.test_compare import build_and_run, compare  # noqa: F401 - fixture
 
 PROMPT = "The cat sat on the mat. The dog sat on the"
@@ -40,9 +40,12 @@ def ctrl_click(window, layer, head):
 
 
 def toggle_and_wait(qtbot, window, layer, head, expected):
+    """Ctrl+click a head and wait for the rerun, its next-token rows included (a lazy
+    run shows the bars after the last token first)."""
     with qtbot.waitSignal(window.run_displayed, timeout=30000,
                           check_params_cb=lambda v: window.controller.shown_ablation == expected):
         ctrl_click(window, layer, head)
+    drain_worker(qtbot, window)
 
 
 def plain_model(window):
@@ -106,6 +109,7 @@ def test_mean_mode_reruns_with_the_mean_ablation(qtbot, window):
     with qtbot.waitSignal(window.run_displayed, timeout=30000,
                           check_params_cb=lambda v: window.controller.shown_ablation == mean):
         dock.mode_box.setCurrentIndex(dock.mode_box.findData("mean"))
+    drain_worker(qtbot, window)
     expected = analyze(plain_model(window), PROMPT, attention="none", ablation=mean)
     np.testing.assert_allclose(window.controller.result.last_probs, expected.last_probs, atol=1e-6)
     # the shift of a middle token: the actual next token's Δp
