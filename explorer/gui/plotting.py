@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import html
 import math
+from collections.abc import Sequence
+from typing import overload
 
 import pyqtgraph as pg
 from PySide6.QtCore import QCoreApplication, QEvent, Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QPainter, QPen, QPicture
 from PySide6.QtWidgets import QGraphicsRectItem, QGraphicsWidget, QWidget
+
+from explorer.core.tokens import display_piece
 
 _configured = False
 
@@ -141,7 +145,7 @@ def strided_ticks(labels: list[str], max_labels: int = 40, offset: float = 0.5) 
     return [(i + offset, labels[i]) for i in range(0, len(labels), stride)]
 
 
-def position_ticks(first: float, last: float, labels: list[str], max_labels: int = 40
+def position_ticks(first: float, last: float, labels: Sequence[str], max_labels: int = 40
                    ) -> list[tuple[float, str]]:
     """Ticks for the visible token range [first, last]: every token's label when at most
     ``max_labels`` fit (the caller measures the axis in pixels), every n-th label up to
@@ -180,6 +184,32 @@ def nice_step(raw: float) -> int:
 
 def short_label(text: str, limit: int = 12) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class ShortLabels(Sequence[str]):
+    """The axis labels of a run's tokens (``display_piece``, then ``short_label``), made
+    when a tick asks for one: a 32,768-token prompt's two label lists took the window's
+    thread about 20 ms to build whole, and an axis shows at most a few hundred."""
+
+    def __init__(self, pieces: Sequence[str], style: str) -> None:
+        self.pieces, self.style = pieces, style
+
+    def __len__(self) -> int:
+        return len(self.pieces)
+
+    @overload
+    def __getitem__(self, index: int) -> str: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[str]: ...
+
+    def __getitem__(self, index: int | slice) -> str | list[str]:
+        if isinstance(index, slice):
+            return [self._label(p) for p in self.pieces[index]]
+        return self._label(self.pieces[index])
+
+    def _label(self, piece: str) -> str:
+        return short_label(display_piece(piece, self.style))
 
 
 def escape(text: str) -> str:

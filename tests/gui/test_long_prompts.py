@@ -13,7 +13,9 @@ from PySide6.QtWidgets import QWidget
 from explorer.core.attention import head_map
 from explorer.core.map_view import DIRECT_LIMIT
 from explorer.core.thumbnails import layer_tiles, tile_origin
+from explorer.core.tokens import display_piece
 from explorer.gui.panels.attention_grid import UNDRAWN
+from explorer.gui.plotting import short_label
 from explorer.gui.run_view import GROUP_GAP, THUMBNAIL_CELL, THUMBNAIL_GAP
 from tests.gui.conftest import PaintLog, load_and_run
 
@@ -129,6 +131,9 @@ def test_zooming_in_draws_the_window_exactly_with_token_labels(qtbot, window, lo
     axis = panel.map.map_plot.getAxis("bottom")
     ticks = axis._tickLevels[0]
     assert len(ticks) >= 3 and all(not label.isdigit() for _, label in ticks)  # token pieces
+    style = long_view.result.model_info.piece_style
+    assert all(label == short_label(display_piece(long_view.result.key_labels[int(at)], style))
+               for at, label in ticks)  # each the piece of the token under it
     # drawn side by side without overlapping: neighbours are at least their widths apart
     metrics = QFontMetrics(axis.style.get("tickFont") or panel.font())
     per_token = panel.map.map_plot.vb.boundingRect().width() / 40

@@ -4,8 +4,9 @@ import pyqtgraph as pg
 import pytest
 from PySide6.QtWidgets import QApplication
 
+from explorer.core.tokens import display_piece
 from explorer.gui.panel_stages import PanelStages
-from explorer.gui.plotting import ready_to_paint
+from explorer.gui.plotting import ShortLabels, position_ticks, ready_to_paint, short_label
 from tests.gui.conftest import PaintLog, load_and_run
 
 
@@ -99,3 +100,14 @@ def test_ready_to_paint_leaves_no_layout_for_later(qtbot):
     axes = [plot.getAxis(side) for side in ("left", "bottom")]
     assert all(axis.picture is not None for axis in axes)
     plots.setUpdatesEnabled(True)
+
+
+def test_short_labels_are_made_on_demand_like_the_whole_list():
+    pieces = ["Ġthe", "Ġextraordinarily", "<0x0A>", "Ċ", "cat"] * 3
+    whole = [short_label(display_piece(p, "byte_level")) for p in pieces]
+    labels = ShortLabels(pieces, "byte_level")
+    assert len(labels) == len(whole)
+    assert [labels[i] for i in range(len(pieces))] == whole
+    assert labels[-1] == whole[-1] and labels[3:9] == whole[3:9] and labels[::4] == whole[::4]
+    assert labels[1] == "␣extraordin…"  # display_piece (a visible space), then short_label
+    assert position_ticks(2, 7, labels, 10) == position_ticks(2, 7, whole, 10)

@@ -11,7 +11,7 @@ computed in the worker and delivered to ``detail_arrived``).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -46,12 +46,12 @@ from explorer.core.tokens import display_piece
 from explorer.core.types import RunResult
 from explorer.gui.plotting import (
     ClickableImage,
+    ShortLabels,
     escape,
     highlight_rect,
     labels_that_fit,
     lean_axes,
     position_ticks,
-    short_label,
 )
 
 COLORMAP = "viridis"
@@ -83,8 +83,8 @@ class AttentionMap(QWidget):
         self.shown_column = np.zeros(0, np.float32)
         self.detail_source: Callable[[MapKey], DetailMap | None] | None = None
         self.window_source: Callable[..., Any] | None = None
-        self._labels: list[str] = []
-        self._key_labels: list[str] = []
+        self._labels: Sequence[str] = []
+        self._key_labels: Sequence[str] = []
         self._window_key: tuple | None = None
         self._span_items: list[QGraphicsRectItem] = []
 
@@ -238,8 +238,8 @@ class AttentionMap(QWidget):
         self.selection = selection
         self.detail = None
         info = result.model_info
-        self._labels = [short_label(display_piece(p, info.piece_style)) for p in result.tokens]
-        self._key_labels = [short_label(display_piece(p, info.piece_style)) for p in result.key_labels]
+        self._labels = ShortLabels(result.tokens, info.piece_style)
+        self._key_labels = ShortLabels(result.key_labels, info.piece_style)
         self._sync_boxes(selection)
         self.jump_box.blockSignals(True)
         self.jump_box.setRange(0, max(0, result.num_tokens - 1))
