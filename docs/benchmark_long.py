@@ -17,7 +17,9 @@ Every measurement runs in its own process (a clean peak RSS), one after another:
   panels), until every thumbnail is drawn, how long a selection change takes to redraw
   (another token: until every panel is painted, one per event-loop turn; another head:
   until its map is drawn), the longest time the GUI thread was blocked (a 5 ms heartbeat
-  timer; the JSON line says during which of those steps), and the process's peak RSS.
+  timer; the JSON line says during which of those steps, and how much CPU time the
+  hypervisor of a virtual machine took from all its cores in it, ``/proc/stat``'s steal),
+  and the process's peak RSS.
 
 Prints one table (markdown) of seconds and GB. With ``--repeats N`` (N > 1) it runs, for
 each length, the eager forward (where it fits), the sdpa forward and the window N times,
@@ -55,6 +57,17 @@ def prompt_of(tokenizer, tokens: int) -> str:
 
 def peak_rss_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9
+
+
+def stolen_ms() -> float | None:
+    """The machine's CPU time its hypervisor has given to others so far ("steal" in
+    /proc/stat, all cores, in ms); None where that is not counted."""
+    try:
+        with open("/proc/stat") as stat:
+            fields = stat.readline().split()
+        return int(fields[8]) * 1000 / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def measure_engine(kind: str, tokens: int, model: str) -> dict:
@@ -100,19 +113,21 @@ def measure_gui(tokens: int, model: str) -> dict:
     window.show()
     controller = window.controller
     state: dict = {"worst_block": 0.0, "last": None, "phase": "load", "beat_phase": "load",
-                    "worst_phase": ""}
+                    "worst_phase": "", "stolen": None, "worst_stolen": None}
     clock = QElapsedTimer()
     clock.start()
 
     def beat() -> None:
-        now = clock.elapsed()
+        now, stolen = clock.elapsed(), stolen_ms()
         if state["last"] is not None and state.get("watch"):
             block = (now - state["last"] - 5) / 1000
             if block > state["worst_block"]:  # a block can end the step it fell in
                 during = state["phase"] if state["beat_phase"] == state["phase"] else \
                     f"{state['beat_phase']} -> {state['phase']}"
                 state["worst_block"], state["worst_phase"] = block, during
-        state["last"], state["beat_phase"] = now, state["phase"]
+                state["worst_stolen"] = None if stolen is None or state["stolen"] is None \
+                    else stolen - state["stolen"]
+        state["last"], state["beat_phase"], state["stolen"] = now, state["phase"], stolen
 
     heartbeat = QTimer()
     heartbeat.setInterval(5)
@@ -174,6 +189,7 @@ def measure_gui(tokens: int, model: str) -> dict:
               "all_bars_s": bars, "thumbnails_s": thumbnails, "token_redraw_s": token_redraw,
               "head_redraw_s": head_redraw, "worst_gui_block_s": state["worst_block"],
               "worst_gui_block_during": state["worst_phase"],
+              "stolen_ms_in_worst_block": state["worst_stolen"],
               "peak_rss_gb": peak_rss_gb()}
     heartbeat.stop()
     window.close()
