@@ -134,12 +134,36 @@ def test_zooming_in_draws_the_window_exactly_with_token_labels(qtbot, window, lo
     style = long_view.result.model_info.piece_style
     assert all(label == short_label(display_piece(long_view.result.key_labels[int(at)], style))
                for at, label in ticks)  # each the piece of the token under it
+    panel.map.map_plot.setRange(yRange=(610, 616), padding=0)  # few enough rows for labels
+    qtbot.wait(300)
+    rows = panel.map.map_plot.getAxis("left")._tickLevels[0]
+    assert len(rows) >= 2 and all(label == short_label(display_piece(long_view.result.tokens[int(at)], style))
+                                  for at, label in rows)  # the query axis: the prompt's tokens
     # drawn side by side without overlapping: neighbours are at least their widths apart
     metrics = QFontMetrics(axis.style.get("tickFont") or panel.font())
     per_token = panel.map.map_plot.vb.boundingRect().width() / 40
     for (a, left), (b, right) in itertools.pairwise(ticks):
         apart = (b - a) * per_token
         assert apart >= (metrics.horizontalAdvance(left) + metrics.horizontalAdvance(right)) / 2
+
+
+def test_the_whole_map_makes_only_the_labels_it_measures(qtbot, window, long_view, monkeypatch):
+    """Zoomed out, the axes show positions: a range change makes at most the 400 labels
+    the widest-label check measures, not one per token."""
+    panel = window.attention_panel.map
+    qtbot.waitUntil(lambda: panel.detail is not None, timeout=60000)
+    made: list[str] = []
+
+    def counting(piece: str, style: str = "byte_level") -> str:
+        made.append(piece)
+        return display_piece(piece, style)
+
+    monkeypatch.setattr("explorer.gui.plotting.display_piece", counting)
+    panel.show_whole_map()
+    panel._on_range_settled()
+    ticks = panel.map_plot.getAxis("bottom")._tickLevels[0]
+    assert ticks and all(label.isdigit() for _, label in ticks)  # positions, not pieces
+    assert 0 < len(made) <= 400 < long_view.result.num_tokens
 
 
 def test_a_map_from_the_worker_is_painted_in_turns_map_then_curves(qtbot, window, long_view):

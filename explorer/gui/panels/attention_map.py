@@ -403,7 +403,8 @@ class AttentionMap(QWidget):
         bottom, left = self.map_plot.getAxis("bottom"), self.map_plot.getAxis("left")
         metrics = QFontMetrics(bottom.style.get("tickFont") or self.font())
         box = self.map_plot.vb.boundingRect()
-        visible = self._key_labels[max(0, int(x0)):max(0, int(x1) + 1)][:400]
+        first = max(0, int(x0))  # at most 400 labels measured (each is made when asked for)
+        visible = self._key_labels[first:min(max(0, int(x1) + 1), first + 400)]
         widest = max((metrics.horizontalAdvance(text) for text in visible), default=0)
         columns = labels_that_fit(box.width(), widest, gap=6)
         rows = labels_that_fit(box.height(), metrics.height(), gap=1)
