@@ -412,7 +412,9 @@ def _final_hidden_hook(model: Any, store: dict[str, Any]) -> Any:
 def _chunked_logits(model: Any, states: Any, last_logits: Any) -> Any:
     """A function (start, end) -> float32 logits [end - start, V] from the final hidden
     states, checked against the model's own logits at the last position; None when they
-    disagree (the head does something more) or the states were not captured."""
+    disagree (the head does something more) or the states were not captured. The last
+    row, computed for the check, is not computed again (the output head over a 262,144-token
+    vocabulary reads its whole weight for one row)."""
     import torch
 
     head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
@@ -428,11 +430,17 @@ def _chunked_logits(model: Any, states: Any, last_logits: Any) -> Any:
             block = torch.tanh(block / cap) * cap
         return block
 
-    mine = logits(states.shape[0] - 1, states.shape[0])[0]
+    last = states.shape[0] - 1
+    checked = logits(last, last + 1)  # the last row: checked here, then served as it is
     theirs = last_logits.float()
-    if mine.shape != theirs.shape or not torch.allclose(mine, theirs, rtol=1e-4, atol=1e-4):
+    if checked[0].shape != theirs.shape or not torch.allclose(checked[0], theirs, rtol=1e-4,
+                                                               atol=1e-4):
         return None
-    return logits
+
+    def rows(start: int, end: int) -> Any:
+        return checked if (start, end) == (last, last + 1) else logits(start, end)
+
+    return rows
 
 
 def _attentions_to_float16(attentions: Any, name: str) -> np.ndarray:

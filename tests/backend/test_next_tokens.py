@@ -128,3 +128,32 @@ def test_a_step_takes_a_share_of_logits_and_never_fewer_than_32_positions(monkey
     assert analyze_first(lm, PROMPT, attention="lazy")[1].chunk == 100
     monkeypatch.setattr(engine, "STEP_LOGITS", 4 * vocab)  # as 4 M logits for 1 M tokens
     assert analyze_first(lm, PROMPT, attention="lazy")[1].chunk == 32
+
+
+@pytest.mark.parametrize("kind", ["llama", "gemma3"])
+def test_the_output_head_projects_each_position_once(kind):
+    """The head's row for the last position, computed to check the head against the
+    model's own logits, is the row the run shows: it is not projected a second time."""
+    lm = loaded(kind)
+    head = lm.model.get_output_embeddings()
+    seen: list[int] = []
+
+    def count(_module, args, _output):
+        (states,) = args
+        if states.dim() == 2:  # our rows [n, hidden]; the model's own call is [1, T, hidden]
+            seen.append(states.shape[0])
+
+    handle = head.register_forward_hook(count)
+    try:
+        first, rest = analyze_first(lm, PROMPT, top_k=5, attention="lazy")
+        n = first.num_tokens
+        assert seen == [1]  # the check's row, served as the last position's
+        rest.chunk = n  # the other n - 1 rows in one step
+        rest.step()
+    finally:
+        handle.remove()
+    assert seen == [1, n - 1]
+    whole = analyze(lm, PROMPT, top_k=5, attention="full")
+    done = rest.result()
+    np.testing.assert_array_equal(done.topk_ids, whole.topk_ids)
+    np.testing.assert_allclose(done.topk_probs, whole.topk_probs, atol=1e-5)
