@@ -140,7 +140,7 @@ def test_the_output_head_projects_each_position_once(kind):
 
     def count(_module, args, _output):
         (states,) = args
-        if states.dim() == 2:  # our rows [n, hidden]; the model's own call is [1, T, hidden]
+        if states.dim() == 2:  # our rows [n, hidden]; the model's own call is 3-d
             seen.append(states.shape[0])
 
     handle = head.register_forward_hook(count)
