@@ -32,6 +32,7 @@ within minutes, so one run puts a ratio anywhere in that range.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import resource
@@ -59,17 +60,19 @@ def peak_rss_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9
 
 
-_proc_stat: list[int] = []  # /proc/stat, opened once (the heartbeat reads it 200 times a second)
+@functools.cache
+def _proc_stat() -> tuple[int, float]:
+    """/proc/stat opened once (the heartbeat reads it 200 times a second) and the ms per tick."""
+    return os.open("/proc/stat", os.O_RDONLY), 1000 / os.sysconf("SC_CLK_TCK")
 
 
 def stolen_ms() -> float | None:
     """The machine's CPU time its hypervisor has given to others so far ("steal" in
     /proc/stat, all cores, in ms); None where that is not counted."""
     try:
-        if not _proc_stat:
-            _proc_stat.append(os.open("/proc/stat", os.O_RDONLY))
-        fields = os.pread(_proc_stat[0], 512, 0).split(b"\n", 1)[0].split()
-        return int(fields[8]) * 1000 / os.sysconf("SC_CLK_TCK")
+        descriptor, ms_per_tick = _proc_stat()
+        fields = os.pread(descriptor, 512, 0).split(b"\n", 1)[0].split()
+        return int(fields[8]) * ms_per_tick
     except (OSError, IndexError, ValueError):
         return None
 
