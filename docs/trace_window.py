@@ -18,8 +18,8 @@ its stretches of at least ``--min-ms``:
 - on the processor without a break (painting, Python, or a burst of events);
 - the contended locks it slept on, per address: how often, and the longest and total time
   until the holder woke it. ``--maps`` (a copy of ``/proc/<pid>/maps`` taken during the
-  run) names the mapping an address lies in (an address in libpython's data is the
-  interpreter lock's own mutex).
+  run) names the mapping an address lies in (in the traces of docs/long-prompts.md, the
+  address in libpython's data was, by its place there, the interpreter lock's mutex).
 
 A waker seen in a timer interrupt is whatever thread that interrupt fell on: a poll or
 timed wait that ran out shows a random waker.
