@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import collections
 import re
-import sys
 from dataclasses import dataclass, field
 
 LINE = re.compile(r"\s*(.+?)\s+(\d+)/(-?\d+)\s+([\d.]+):\s+(\S+):\s*(.*)")
@@ -98,10 +97,12 @@ def analyse(events: list[Event], min_ms: float) -> Report:
     lock: tuple[float, str] | None = None
     for event in events:
         if event.name == "sched:sched_switch":
-            priority[_field(event.trace, "prev_pid")] = _field(event.trace, "prev_prio")
-            if _field(event.trace, "prev_pid") == thread:
-                if on_since is not None and (event.time - on_since) * 1000 >= min_ms:
-                    report.stretches.append(Stretch(on_since, (event.time - on_since) * 1000, "on"))
+            leaving = _field(event.trace, "prev_pid")
+            priority[leaving] = _field(event.trace, "prev_prio")
+            if leaving == thread:
+                ran_ms = None if on_since is None else (event.time - on_since) * 1000
+                if ran_ms is not None and ran_ms >= min_ms:
+                    report.stretches.append(Stretch(on_since, ran_ms, "on"))
                 state = _field(event.trace, "prev_state")[:1] or "?"
                 held = lock[1] if lock and event.time - lock[0] < LOCK_SLEEP_S else ""
                 off, on_since, lock = Stretch(event.time, 0.0, state, lock=held), None, None
@@ -167,4 +168,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
