@@ -19,7 +19,8 @@ Every measurement runs in its own process (a clean peak RSS), one after another:
   until its map is drawn), the longest time the GUI thread was blocked (a 5 ms heartbeat
   timer; the JSON line says during which of those steps, and how much CPU time the
   hypervisor of a virtual machine took from all its cores in it, ``/proc/stat``'s steal),
-  and the process's peak RSS.
+  the process's peak RSS, and how long the model took to load, with the longest block
+  while it loaded (not counted in the worst block above).
 
 Prints one table (markdown) of seconds and GB. With ``--repeats N`` (N > 1) it runs, for
 each length, the eager forward (where it fits), the sdpa forward and the window N times,
@@ -120,12 +121,16 @@ def measure_gui(tokens: int, model: str) -> dict:
     window.show()
     controller = window.controller
     state: dict = {"worst_block": 0.0, "last": None, "phase": "load", "beat_phase": "load",
-                    "worst_phase": "", "stolen": None, "worst_stolen": None}
+                    "worst_phase": "", "stolen": None, "worst_stolen": None,
+                    "worst_load_block": 0.0}
     clock = QElapsedTimer()
     clock.start()
 
     def beat() -> None:
         now, stolen = clock.elapsed(), stolen_ms()
+        if state["last"] is not None and state["phase"] == "load":
+            state["worst_load_block"] = max(state["worst_load_block"],
+                                            (now - state["last"] - 5) / 1000)
         if state["last"] is not None and state.get("watch"):
             block = (now - state["last"] - 5) / 1000
             if block > state["worst_block"]:  # a block can end the step it fell in
@@ -152,8 +157,11 @@ def measure_gui(tokens: int, model: str) -> dict:
                 raise TimeoutError
         return time.perf_counter() - started
 
+    loading = time.perf_counter()
     window.load_model(model)
     wait(lambda: controller.model_info is not None)
+    load_s = time.perf_counter() - loading
+    state["phase"] = "prompt"
     # the app's own tokenizer (the worker is idle): a second copy would add to the peak RSS
     prompt = prompt_of(controller.worker.model.tokenizer, tokens)
     panel = window.attention_panel.map
@@ -197,7 +205,8 @@ def measure_gui(tokens: int, model: str) -> dict:
               "head_redraw_s": head_redraw, "worst_gui_block_s": state["worst_block"],
               "worst_gui_block_during": state["worst_phase"],
               "stolen_ms_in_worst_block": state["worst_stolen"],
-              "peak_rss_gb": peak_rss_gb()}
+              "peak_rss_gb": peak_rss_gb(), "load_s": load_s,
+              "worst_gui_block_load_s": state["worst_load_block"]}
     heartbeat.stop()
     window.close()
     return result
@@ -256,17 +265,18 @@ def main() -> None:
     print("| tokens | eager fwd + attentions s (peak GB) | sdpa fwd s | analyze s (peak GB) "
           "| GUI first panels s (mode) | GUI all panels s | GUI bars at every token s "
           "| GUI all thumbnails s | token redraw s | head redraw s | worst GUI block s "
-          "| GUI peak RSS GB |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "| GUI peak RSS GB | GUI load s (worst block s) |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for row in rows:
         e, d, a, g = row["eager"], row["sdpa"], row["analyze"], row["gui"]
         eager = s(e) if "error" in e else f"{e['seconds']:.2f} ({e['peak_rss_gb']:.1f})"
         analyze = s(a) if "error" in a else f"{a['seconds']:.2f} ({a['peak_rss_gb']:.2f})"
-        gui = [""] * 8 if "error" in g else [
+        gui = [""] * 9 if "error" in g else [
             f"{g['first_panels_s']:.2f} ({g['mode']})", f"{g['all_panels_s']:.2f}",
             f"{g['all_bars_s']:.2f}", f"{g['thumbnails_s']:.1f}",
             f"{g['token_redraw_s']:.3f}", f"{g['head_redraw_s']:.2f}",
-            f"{g['worst_gui_block_s']:.3f}", f"{g['peak_rss_gb']:.2f}"]
+            f"{g['worst_gui_block_s']:.3f}", f"{g['peak_rss_gb']:.2f}",
+            f"{g['load_s']:.1f} ({g['worst_gui_block_load_s']:.3f})"]
         if "error" in g:
             gui[0] = g["error"]
         tokens = (a.get("tokens") or g.get("tokens") or row["target"])

@@ -50,6 +50,23 @@ class LoadedModel:
         return cls(model, tokenizer, model_info(model, tokenizer, name, "memory"), spec=name)
 
 
+def import_libraries() -> None:
+    """Import the libraries every load uses (torch, transformers and its auto classes,
+    tokenizer and modelling base). ``load_model`` imports them itself; the window's worker
+    calls this first, so that it can freeze them before a model is built
+    (``explorer.core.collector``)."""
+    import torch  # noqa: F401
+    from transformers import (  # noqa: F401
+        AutoConfig,
+        AutoModel,
+        AutoModelForCausalLM,
+        AutoTokenizer,
+        PreTrainedModel,
+    )
+    from transformers.models.auto.tokenization_auto import tokenizer_class_from_name  # noqa: F401
+    from transformers.tokenization_utils_tokenizers import TokenizersBackend  # noqa: F401
+
+
 def load_model(
     spec: str = "smollm2",
     task: TaskState | None = None,

@@ -8,7 +8,6 @@ skipped; a failed load keeps the previous model.
 from __future__ import annotations
 
 import contextlib
-import gc
 import sys
 import threading
 import time
@@ -19,6 +18,7 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import QObject, Qt, QThread, Signal, SignalInstance, Slot
 
+from explorer.core.collector import collect_dropped, collection_paused, freeze_long_lived
 from explorer.core.errors import Cancelled, ExplorerError, UnsafeModelError
 from explorer.core.heap import release_freed_memory
 from explorer.core.parallel import lower_pool_threads
@@ -52,18 +52,10 @@ def describe_failure(exc: BaseException) -> str:
     return f"Internal error ({type(exc).__name__}): {exc}"
 
 
-def settle_long_lived_objects(collect: bool) -> None:
-    """Move every object alive now (the window, the loaded model, torch and transformers)
-    out of the garbage collector's sight (``gc.freeze``). A full collection walked them
-    all, 0.43-0.48 s with SmolLM2 loaded, holding the GIL: whichever thread allocated at
-    that moment, the window stopped for as long (0.4 s when a long run's next-token rows
-    were assembled at 8,192 tokens). Objects made later are collected as usual; the next
-    load unfreezes them first. When the load replaced a model (``collect``), the heap is
-    collected once before (in the worker, 0.4-0.7 s): the dropped model's reference cycles
-    would otherwise be frozen with the rest. A first load skips that collection."""
-    if collect:
-        gc.collect()
-    gc.freeze()
+def _import_libraries() -> None:
+    from explorer.backend.loader import import_libraries
+
+    import_libraries()
 
 
 HOLD_POLL_S = 0.005
@@ -171,13 +163,16 @@ class EngineWorker(QObject):
             return  # a newer load was requested before this one started
         self._cancel_load.clear()
         self._prefetched = None
-        gc.unfreeze()  # the previous model's objects can be collected once it is dropped
         task = TaskState(
             report=throttled(lambda f, m: self.load_progress.emit(request_id, f, m)),
             is_cancel_requested=lambda: self._cancel_load.is_set() or self._is_stale_load(request_id),
         )
         try:
-            model = self._load_fn(spec, task, **(options or {}))
+            with collection_paused():  # no full walks of the heap while it grows
+                if self._model is None:  # what is alive now lives as long as the app
+                    task.progress(0.0, "Importing torch and transformers")
+                    freeze_long_lived(_import_libraries)
+                model = self._load_fn(spec, task, **(options or {}))
         except Cancelled:
             self.load_failed.emit(request_id, "Loading cancelled; the previous model is kept.", "cancelled")
             return
@@ -188,10 +183,13 @@ class EngineWorker(QObject):
             self.load_failed.emit(request_id, describe_failure(exc), "error")
             return
         if self._is_stale_load(request_id):
+            del model
+            collect_dropped()
             return  # superseded while loading: keep the model the GUI believes is loaded
         replaced = self._model is not None
         self._model = model
-        settle_long_lived_objects(collect=replaced)
+        if replaced:
+            collect_dropped()  # the old model's reference cycles (never frozen): a few ms
         self.model_loaded.emit(request_id, model.info)
 
     @Slot(int, str, int, str, object, object)

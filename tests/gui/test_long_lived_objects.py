@@ -1,12 +1,15 @@
-"""After a load, the objects alive (window, model, libraries) are out of the collector's
-sight, so a full collection no longer walks them while the window waits for the GIL."""
+"""The garbage collector and model loads: what lives as long as the app (libraries, the
+window) is frozen before the first model is built, so full collections walk only what
+came later; a model is never frozen, so a replacing load frees the old one; and a load
+runs with automatic collection paused."""
 
 from __future__ import annotations
 
 import gc
 import weakref
 
-from tests.gui.conftest import WAIT_MS
+from explorer.gui.worker import EngineWorker
+from tests.gui.conftest import WAIT_MS, fake_load
 
 
 class Node:
@@ -16,22 +19,52 @@ class Node:
         self.me = self
 
 
-def test_a_load_freezes_what_is_alive_and_a_replacing_load_collects_first(qtbot, window):
+def tracked(thing: object) -> bool:
+    """Whether a full collection walks ``thing`` (frozen objects are not listed)."""
+    return any(entry is thing for entry in gc.get_objects())
+
+
+def test_the_first_load_freezes_the_libraries_but_not_the_model(qtbot, window):
     gc.unfreeze()
     with qtbot.waitSignal(window.controller.model_changed, timeout=WAIT_MS):
         window.load_model("tiny-gpt2")
-    assert gc.get_freeze_count() > 10_000  # torch, transformers, Qt wrappers and the model
+    frozen = gc.get_freeze_count()
+    assert frozen > 10_000  # torch, transformers, Qt's wrappers
+    model = window.controller.worker.model.model
+    assert tracked(model)  # walked by full collections: freed when dropped
+    assert not tracked(window)  # alive before the load: frozen
+    assert len(gc.get_objects()) < frozen / 4  # what a full collection still walks
+    gc.unfreeze()  # leave the test process as it was
+
+
+def test_a_replacing_load_frees_the_old_model(qtbot, window):
+    with qtbot.waitSignal(window.controller.model_changed, timeout=WAIT_MS):
+        window.load_model("tiny-gpt2")
+    old = weakref.ref(window.controller.worker.model.model)
     cycle = Node()
     watched = weakref.ref(cycle)
     gc.collect()  # survives one: in the oldest generation, like a long-lived model's parts
     del cycle  # garbage now, but only a full collection finds it
     with qtbot.waitSignal(window.controller.model_changed, timeout=WAIT_MS):
-        window.load_model("tiny-llama")  # replaces the model: collected before the freeze
-    assert watched() is None  # not frozen with the rest, as a dropped model's cycles would be
-    assert gc.get_freeze_count() > 10_000
-    later = Node()
-    watched = weakref.ref(later)
-    del later
-    gc.collect()
-    assert watched() is None  # objects made after the load are collected as usual
-    gc.unfreeze()  # leave the test process as it was
+        window.load_model("tiny-llama")
+    assert old() is None  # its reference cycles collected, not frozen
+    assert watched() is None
+    gc.unfreeze()
+
+
+def test_a_load_runs_with_automatic_collection_paused(qtbot):
+    seen: list[bool] = []
+
+    def load(spec, task, **options):
+        seen.append(gc.isenabled())
+        return fake_load(spec, task, **options)
+
+    worker = EngineWorker(load_fn=load)
+    with qtbot.waitSignal(worker.model_loaded, timeout=WAIT_MS):
+        worker.load(1, "tiny-gpt2", {})
+    assert seen == [False] and gc.isenabled()
+    with qtbot.waitSignal(worker.load_failed, timeout=WAIT_MS):
+        worker.load(2, "no-such-model", {})  # a failed load turns it back on too
+    assert seen == [False, False] and gc.isenabled()
+    gc.unfreeze()
+
