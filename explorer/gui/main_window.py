@@ -524,6 +524,7 @@ class MainWindow(QMainWindow):
         self.stages.paint_in_turns([attention[part] for part in parts] + taken)
 
     def _show_model(self, info: ModelInfo) -> None:
+        self.banner.hide()  # an error about the previous model (a prompt past its context)
         self.prompt_panel.show_model(info)
         self.attention_panel.show_model(info)
         gqa = f", {info.kv_heads} kv heads" if info.kv_heads != info.heads else ""

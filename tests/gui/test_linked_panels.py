@@ -9,7 +9,7 @@ from explorer.core.attention import head_map, mean_map
 from explorer.core.thumbnails import tile_origin
 from explorer.gui.panels.probability_panel import ACTUAL_COLOR, BAR_COLOR
 from explorer.gui.run_view import GROUP_GAP, THUMBNAIL_GAP
-from tests.gui.conftest import load_and_run
+from tests.gui.conftest import WAIT_MS, load_and_run
 
 PROMPT = "The cat sat on the mat. The dog sat on the log."
 
@@ -259,6 +259,20 @@ def test_bad_prompts_give_messages_and_keep_the_text(qtbot, window):
     assert window.banner.isVisible() and "context window" in window.banner.label.text()
     assert window.prompt_panel.text() == too_long
     assert window.controller.result.prompt == "The cat"  # the last good run stays on screen
+
+
+def test_a_new_model_takes_away_the_error_about_the_previous_one(qtbot, window):
+    load_and_run(qtbot, window, "tiny-llama", "The cat")
+    too_long = "The cat sat on the mat. " * 40  # past tiny-llama's 128 positions
+    with qtbot.waitSignal(window.controller.error):
+        window.prompt_panel.set_text(too_long)
+        window.prompt_panel.run_now()
+    assert window.banner.isVisible() and "128 tokens" in window.banner.label.text()
+    with qtbot.waitSignal(window.run_displayed, timeout=WAIT_MS,
+                          check_params_cb=lambda v: v.result.prompt == too_long):
+        window.load_model("tiny-llama-long")  # 4,096 positions: the editor's prompt runs
+    assert not window.banner.isVisible()  # no word of a context window that is gone
+    assert window.tokens_panel.count() == window.controller.result.num_tokens > 128
 
 
 def test_keyboard_moves_layer_and_head(qtbot, window):
