@@ -15,8 +15,8 @@ Every measurement runs in its own process (a clean peak RSS), one after another:
   and been painted ("all panels": the thumbnails' frame and the positional plots too),
   until the bars after every token are ready (a long run computes them after its
   panels), until every thumbnail is drawn, how long a selection change takes to redraw
-  (another token: until every panel is painted, one per event-loop turn; another head:
-  until its map is drawn), the longest time the GUI thread was blocked (a 5 ms heartbeat
+  (another token, once the window has handled the last thumbnails: until every panel is
+  painted, one per event-loop turn; another head: until its map is drawn), the longest time the GUI thread was blocked (a 5 ms heartbeat
   timer; the JSON line says during which of those steps, and how much CPU time the
   hypervisor of a virtual machine took from all its cores in it, ``/proc/stat``'s steal),
   the process's peak RSS, and how long the model took to load, with the longest block
@@ -188,6 +188,11 @@ def measure_gui(tokens: int, model: str) -> dict:
     state["phase"] = "thumbnails"
     wait(lambda: view.complete(controller.selection.hide_first))
     thumbnails = time.perf_counter() - started
+    # the redraw is a click of its own: it starts once the window has handled the last
+    # layer and served a heartbeat, not in the event-loop pass that brought that layer
+    wait(lambda: not window.stages.busy)
+    beat_before = state["last"]
+    wait(lambda: state["last"] != beat_before)
     t = view.result.num_tokens
     mark = time.perf_counter()
     state["phase"] = "token redraw"
