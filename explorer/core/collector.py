@@ -4,8 +4,8 @@ A full collection walks every container object the collector tracks while holdin
 interpreter lock, in whichever thread allocated at that moment; every other thread that
 runs Python (the window's among them) waits for it. With the window's modules, torch,
 transformers and SmolLM2 loaded that is about 410,000 objects, and one full walk took
-0.19 s here. Loading SmolLM2 made five such walks,
-45-166 ms each, as the imports and the model's modules piled up.
+0.19 s here. Loading SmolLM2 made five such walks, 45-166 ms each, as the imports and
+the model's modules piled up.
 
 So a load runs with automatic collection paused (``collection_paused``), and the objects
 that live as long as the app (the libraries, the window) are frozen once, before the
