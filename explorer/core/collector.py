@@ -49,8 +49,9 @@ def collection_paused() -> Iterator[None]:
 def freeze_long_lived(imports: Callable[[], object] = lambda: None) -> int:
     """Collect what is garbage now, run ``imports`` (libraries the app will keep: imported
     after the collection, so it walks the heap without them), then move every object
-    alive out of the collector's sight for good (``gc.freeze``). Call it when what is
-    alive lives as long as the app (no model held). Returns how many objects are frozen."""
+    alive out of the collector's sight for good (``gc.freeze``). Whatever is alive then
+    is never collected, even once it is garbage: call it when little else is (no model
+    held, no run shown). Returns how many objects are frozen."""
     gc.collect()
     imports()
     gc.freeze()

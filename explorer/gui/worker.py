@@ -168,19 +168,20 @@ class EngineWorker(QObject):
             is_cancel_requested=lambda: self._cancel_load.is_set() or self._is_stale_load(request_id),
         )
         try:
-            with collection_paused():  # no full walks of the heap while it grows
-                if self._model is None:  # what is alive now lives as long as the app
+            # no full walks of the heap while it grows (a download from the hub included)
+            with collection_paused():
+                if self._model is None:  # the libraries and the window: frozen for good
                     task.progress(0.0, "Importing torch and transformers")
                     freeze_long_lived(_import_libraries)
                 model = self._load_fn(spec, task, **(options or {}))
         except Cancelled:
-            self.load_failed.emit(request_id, "Loading cancelled; the previous model is kept.", "cancelled")
+            self._load_failed(request_id, "Loading cancelled; the previous model is kept.", "cancelled")
             return
         except UnsafeModelError as exc:
-            self.load_failed.emit(request_id, exc.message, f"unsafe:{exc.option}")
+            self._load_failed(request_id, exc.message, f"unsafe:{exc.option}")
             return
         except BaseException as exc:  # noqa: BLE001 - any failure becomes a message
-            self.load_failed.emit(request_id, describe_failure(exc), "error")
+            self._load_failed(request_id, describe_failure(exc), "error")
             return
         if self._is_stale_load(request_id):
             del model
@@ -191,6 +192,10 @@ class EngineWorker(QObject):
         if replaced:
             collect_dropped()  # the old model's reference cycles (never frozen): a few ms
         self.model_loaded.emit(request_id, model.info)
+
+    def _load_failed(self, request_id: int, message: str, kind: str) -> None:
+        collect_dropped()  # what a failed or cancelled load had built
+        self.load_failed.emit(request_id, message, kind)
 
     @Slot(int, str, int, str, object, object)
     def run(self, request_id: int, prompt: str, top_k: int, attention: str = "auto",

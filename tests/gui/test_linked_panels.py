@@ -267,7 +267,7 @@ def test_a_new_model_takes_away_the_error_about_the_previous_one(qtbot, window):
     with qtbot.waitSignal(window.controller.error):
         window.prompt_panel.set_text(too_long)
         window.prompt_panel.run_now()
-    assert window.banner.isVisible() and "128 tokens" in window.banner.label.text()
+    assert window.banner.isVisible() and "128 tokens" in window.banner.message
     with qtbot.waitSignal(window.run_displayed, timeout=WAIT_MS,
                           check_params_cb=lambda v: v.result.prompt == too_long):
         window.load_model("tiny-llama-long")  # 4,096 positions: the editor's prompt runs

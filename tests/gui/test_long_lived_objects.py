@@ -8,6 +8,8 @@ from __future__ import annotations
 import gc
 import weakref
 
+import pytest
+
 from explorer.gui.worker import EngineWorker
 from tests.gui.conftest import WAIT_MS, fake_load
 
@@ -17,6 +19,13 @@ class Node:
 
     def __init__(self) -> None:
         self.me = self
+
+
+@pytest.fixture(autouse=True)
+def unfrozen_after():
+    """Each test here freezes the test process's objects: they are let go after it."""
+    yield
+    gc.unfreeze()
 
 
 def tracked(thing: object) -> bool:
@@ -29,27 +38,53 @@ def test_the_first_load_freezes_the_libraries_but_not_the_model(qtbot, window):
     with qtbot.waitSignal(window.controller.model_changed, timeout=WAIT_MS):
         window.load_model("tiny-gpt2")
     frozen = gc.get_freeze_count()
-    assert frozen > 10_000  # torch, transformers, Qt's wrappers
+    assert frozen > 10_000
     model = window.controller.worker.model.model
     assert tracked(model)  # walked by full collections: freed when dropped
     assert not tracked(window)  # alive before the load: frozen
     assert len(gc.get_objects()) < frozen / 4  # what a full collection still walks
-    gc.unfreeze()  # leave the test process as it was
 
 
 def test_a_replacing_load_frees_the_old_model(qtbot, window):
     with qtbot.waitSignal(window.controller.model_changed, timeout=WAIT_MS):
         window.load_model("tiny-gpt2")
-    old = weakref.ref(window.controller.worker.model.model)
+    holder = Node()  # the old model in a reference cycle, as real models are
+    holder.model = window.controller.worker.model.model
+    holder.model.explorer_test_holder = holder
+    old = weakref.ref(holder.model)
+    del holder
     cycle = Node()
     watched = weakref.ref(cycle)
     gc.collect()  # survives one: in the oldest generation, like a long-lived model's parts
     del cycle  # garbage now, but only a full collection finds it
-    with qtbot.waitSignal(window.controller.model_changed, timeout=WAIT_MS):
-        window.load_model("tiny-llama")
-    assert old() is None  # its reference cycles collected, not frozen
-    assert watched() is None
-    gc.unfreeze()
+    gc.disable()  # only the worker's own collection may free them
+    try:
+        with qtbot.waitSignal(window.controller.model_changed, timeout=WAIT_MS):
+            window.load_model("tiny-llama")
+        assert old() is None  # its reference cycles collected, not frozen
+        assert watched() is None
+    finally:
+        gc.enable()
+
+
+def test_only_a_load_with_no_model_held_imports_and_freezes(qtbot, monkeypatch):
+    from explorer.gui import worker as worker_module
+
+    steps: list[str] = []
+    monkeypatch.setattr(worker_module, "_import_libraries", lambda: steps.append("import"))
+
+    def load(spec, task, **options):
+        steps.append(f"load {spec}")
+        return fake_load(spec, task, **options)
+
+    worker = EngineWorker(load_fn=load)
+    with qtbot.waitSignal(worker.load_failed, timeout=WAIT_MS):
+        worker.load(1, "no-such-model", {})
+    with qtbot.waitSignal(worker.model_loaded, timeout=WAIT_MS):
+        worker.load(2, "tiny-gpt2", {})  # still no model held: imports again
+    with qtbot.waitSignal(worker.model_loaded, timeout=WAIT_MS):
+        worker.load(3, "tiny-llama", {})  # replaces it: the old model must not be frozen
+    assert steps == ["import", "load no-such-model", "import", "load tiny-gpt2", "load tiny-llama"]
 
 
 def test_a_load_runs_with_automatic_collection_paused(qtbot):
@@ -66,5 +101,4 @@ def test_a_load_runs_with_automatic_collection_paused(qtbot):
     with qtbot.waitSignal(worker.load_failed, timeout=WAIT_MS):
         worker.load(2, "no-such-model", {})  # a failed load turns it back on too
     assert seen == [False, False] and gc.isenabled()
-    gc.unfreeze()
 
