@@ -102,3 +102,25 @@ def test_a_load_runs_with_automatic_collection_paused(qtbot):
         worker.load(2, "no-such-model", {})  # a failed load turns it back on too
     assert seen == [False, False] and gc.isenabled()
 
+
+
+def test_a_load_superseded_while_it_ran_frees_what_it_built(qtbot):
+    built: list[weakref.ref] = []
+
+    def load(spec, task, **options):
+        loaded = fake_load(spec, task, **options)
+        holder = Node()  # in a reference cycle, as real models are
+        holder.model = loaded.model
+        loaded.model.explorer_test_holder = holder
+        built.append(weakref.ref(loaded.model))
+        worker.supersede_loads(2)  # a newer load was asked for meanwhile
+        return loaded
+
+    worker = EngineWorker(load_fn=load)
+    gc.disable()  # only the worker's own collection may free it
+    try:
+        worker.load(1, "tiny-gpt2", {})
+        assert worker.model is None  # never installed
+        assert built and built[0]() is None
+    finally:
+        gc.enable()
