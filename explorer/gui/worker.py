@@ -175,13 +175,16 @@ class EngineWorker(QObject):
                     freeze_long_lived(_import_libraries)
                 model = self._load_fn(spec, task, **(options or {}))
         except Cancelled:
-            self._load_failed(request_id, "Loading cancelled; the previous model is kept.", "cancelled")
-            return
+            failure = ("Loading cancelled; the previous model is kept.", "cancelled")
         except UnsafeModelError as exc:
-            self._load_failed(request_id, exc.message, f"unsafe:{exc.option}")
-            return
+            failure = (exc.message, f"unsafe:{exc.option}")
         except BaseException as exc:  # noqa: BLE001 - any failure becomes a message
-            self._load_failed(request_id, describe_failure(exc), "error")
+            failure = (describe_failure(exc), "error")
+        else:
+            failure = None
+        if failure is not None:  # (after the except: its traceback held what the load built)
+            collect_dropped()
+            self.load_failed.emit(request_id, *failure)
             return
         if self._is_stale_load(request_id):
             del model
@@ -192,10 +195,6 @@ class EngineWorker(QObject):
         if replaced:
             collect_dropped()  # the old model's reference cycles (never frozen): a few ms
         self.model_loaded.emit(request_id, model.info)
-
-    def _load_failed(self, request_id: int, message: str, kind: str) -> None:
-        collect_dropped()  # what a failed or cancelled load had built
-        self.load_failed.emit(request_id, message, kind)
 
     @Slot(int, str, int, str, object, object)
     def run(self, request_id: int, prompt: str, top_k: int, attention: str = "auto",

@@ -124,3 +124,25 @@ def test_a_load_superseded_while_it_ran_frees_what_it_built(qtbot):
         assert built and built[0]() is None
     finally:
         gc.enable()
+
+
+def test_a_failed_load_frees_what_it_built(qtbot):
+    built: list[weakref.ref] = []
+
+    def load(spec, task, **options):
+        loaded = fake_load("tiny-gpt2", task)
+        holder = Node()  # in a reference cycle, as real models are
+        holder.model = loaded.model
+        loaded.model.explorer_test_holder = holder
+        built.append(weakref.ref(loaded.model))
+        raise RuntimeError("broken after the model was built")
+
+    worker = EngineWorker(load_fn=load)
+    gc.disable()  # only the worker's own collection may free it
+    try:
+        with qtbot.waitSignal(worker.load_failed, timeout=WAIT_MS) as blocker:
+            worker.load(1, "tiny-gpt2", {})
+        assert blocker.args[2] == "error" and worker.model is None
+        assert built and built[0]() is None
+    finally:
+        gc.enable()
