@@ -52,8 +52,8 @@ class LoadedModel:
 
 def import_libraries() -> None:
     """Import the libraries every load uses (torch, transformers and its auto classes,
-    tokenizer and modelling base). ``load_model`` imports them itself; the window's worker
-    calls this first, so that it can freeze them before a model is built
+    tokenizer and modelling base). ``load_model`` starts with it; the window's worker
+    calls it before, so that it can freeze them before a model is built
     (``explorer.core.collector``)."""
     import torch  # noqa: F401
     from transformers import (  # noqa: F401
@@ -100,9 +100,7 @@ def load_model(
         task = task.sub(0.8, 1.0)
     task.progress(0.02, "Importing transformers")
     import_started = time.perf_counter()
-    import torch  # noqa: F401  (import cost is part of the load)
-    import transformers  # noqa: F401
-
+    import_libraries()  # (import cost is part of the load)
     import_s = time.perf_counter() - import_started
     stages: dict[str, float] = {}
     try:
