@@ -129,17 +129,16 @@ def measure_gui(tokens: int, model: str) -> dict:
 
     def beat() -> None:
         now, stolen = clock.elapsed(), stolen_ms()
-        if state["last"] is not None and state["phase"] == "load":
-            state["worst_load_block"] = max(state["worst_load_block"],
-                                            (now - state["last"] - 5) / 1000)
-        if state["last"] is not None and state.get("watch"):
-            block = (now - state["last"] - 5) / 1000
-            if block > state["worst_block"]:  # a block can end the step it fell in
-                during = state["phase"] if state["beat_phase"] == state["phase"] else \
-                    f"{state['beat_phase']} -> {state['phase']}"
-                state["worst_block"], state["worst_phase"] = block, during
-                state["worst_stolen"] = None if stolen is None or state["stolen"] is None \
-                    else stolen - state["stolen"]
+        block = None if state["last"] is None else (now - state["last"] - 5) / 1000
+        if block is not None and state["phase"] == "load":
+            state["worst_load_block"] = max(state["worst_load_block"], block)
+        if block is not None and state.get("watch") and block > state["worst_block"]:
+            # (a block can end the step it fell in)
+            during = state["phase"] if state["beat_phase"] == state["phase"] else \
+                f"{state['beat_phase']} -> {state['phase']}"
+            state["worst_block"], state["worst_phase"] = block, during
+            state["worst_stolen"] = None if stolen is None or state["stolen"] is None \
+                else stolen - state["stolen"]
         state["last"], state["beat_phase"], state["stolen"] = now, state["phase"], stolen
 
     heartbeat = QTimer()
@@ -158,12 +157,16 @@ def measure_gui(tokens: int, model: str) -> dict:
                 raise TimeoutError
         return time.perf_counter() - started
 
+    def next_beat() -> None:
+        """Run the event loop until the heartbeat fires again (the pass under way ended)."""
+        before = state["last"]
+        wait(lambda: state["last"] != before)
+
     loading = time.perf_counter()
     window.load_model(model)
     wait(lambda: controller.model_info is not None)
     load_s = time.perf_counter() - loading
-    beat_before = state["last"]  # the window's own handling of the load counts as the load's
-    wait(lambda: state["last"] != beat_before)
+    next_beat()  # the window's own handling of the load counts as the load's
     state["phase"] = "prompt"
     # the app's own tokenizer (the worker is idle): a second copy would add to the peak RSS
     prompt = prompt_of(controller.worker.model.tokenizer, tokens)
@@ -194,8 +197,7 @@ def measure_gui(tokens: int, model: str) -> dict:
     # the redraw is a click of its own: it starts once the window has handled the last
     # layer and served a heartbeat, not in the event-loop pass that brought that layer
     wait(lambda: not window.stages.busy)
-    beat_before = state["last"]
-    wait(lambda: state["last"] != beat_before)
+    next_beat()
     t = view.result.num_tokens
     mark = time.perf_counter()
     state["phase"] = "token redraw"
