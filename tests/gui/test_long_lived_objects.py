@@ -5,6 +5,7 @@ runs with automatic collection paused."""
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import weakref
 
@@ -28,6 +29,25 @@ def unfrozen_after():
     gc.unfreeze()
 
 
+@contextlib.contextmanager
+def only_the_workers_collections():
+    """Automatic collection off (assert inside): only the worker's own collection can
+    free a cycle."""
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+def held_in_a_cycle(model: object) -> weakref.ref:
+    """Put ``model`` in a reference cycle, as real models are; a weak reference to it."""
+    holder = Node()
+    holder.model = model
+    model.explorer_test_holder = holder
+    return weakref.ref(model)
+
+
 def tracked(thing: object) -> bool:
     """Whether a full collection walks ``thing`` (frozen objects are not listed)."""
     return any(entry is thing for entry in gc.get_objects())
@@ -48,23 +68,16 @@ def test_the_first_load_freezes_the_libraries_but_not_the_model(qtbot, window):
 def test_a_replacing_load_frees_the_old_model(qtbot, window):
     with qtbot.waitSignal(window.controller.model_changed, timeout=WAIT_MS):
         window.load_model("tiny-gpt2")
-    holder = Node()  # the old model in a reference cycle, as real models are
-    holder.model = window.controller.worker.model.model
-    holder.model.explorer_test_holder = holder
-    old = weakref.ref(holder.model)
-    del holder
+    old = held_in_a_cycle(window.controller.worker.model.model)
     cycle = Node()
     watched = weakref.ref(cycle)
     gc.collect()  # survives one: in the oldest generation, like a long-lived model's parts
     del cycle  # garbage now, but only a full collection finds it
-    gc.disable()  # only the worker's own collection may free them
-    try:
+    with only_the_workers_collections():
         with qtbot.waitSignal(window.controller.model_changed, timeout=WAIT_MS):
             window.load_model("tiny-llama")
         assert old() is None  # its reference cycles collected, not frozen
         assert watched() is None
-    finally:
-        gc.enable()
 
 
 def test_only_a_load_with_no_model_held_imports_and_freezes(qtbot, monkeypatch):
@@ -103,46 +116,33 @@ def test_a_load_runs_with_automatic_collection_paused(qtbot):
     assert seen == [False, False] and gc.isenabled()
 
 
-
 def test_a_load_superseded_while_it_ran_frees_what_it_built(qtbot):
     built: list[weakref.ref] = []
 
     def load(spec, task, **options):
         loaded = fake_load(spec, task, **options)
-        holder = Node()  # in a reference cycle, as real models are
-        holder.model = loaded.model
-        loaded.model.explorer_test_holder = holder
-        built.append(weakref.ref(loaded.model))
+        built.append(held_in_a_cycle(loaded.model))
         worker.supersede_loads(2)  # a newer load was asked for meanwhile
         return loaded
 
     worker = EngineWorker(load_fn=load)
-    gc.disable()  # only the worker's own collection may free it
-    try:
+    with only_the_workers_collections():
         worker.load(1, "tiny-gpt2", {})
         assert worker.model is None  # never installed
         assert built and built[0]() is None
-    finally:
-        gc.enable()
 
 
 def test_a_failed_load_frees_what_it_built(qtbot):
     built: list[weakref.ref] = []
 
     def load(spec, task, **options):
-        loaded = fake_load("tiny-gpt2", task)
-        holder = Node()  # in a reference cycle, as real models are
-        holder.model = loaded.model
-        loaded.model.explorer_test_holder = holder
-        built.append(weakref.ref(loaded.model))
-        raise RuntimeError("broken after the model was built")
+        loaded = fake_load("tiny-gpt2", task)  # held by the traceback's frame until it goes
+        built.append(held_in_a_cycle(loaded.model))
+        raise RuntimeError(f"broken after {loaded.info.name} was built")
 
     worker = EngineWorker(load_fn=load)
-    gc.disable()  # only the worker's own collection may free it
-    try:
+    with only_the_workers_collections():
         with qtbot.waitSignal(worker.load_failed, timeout=WAIT_MS) as blocker:
             worker.load(1, "tiny-gpt2", {})
         assert blocker.args[2] == "error" and worker.model is None
         assert built and built[0]() is None
-    finally:
-        gc.enable()
