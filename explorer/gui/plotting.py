@@ -125,6 +125,14 @@ def lean_axes(view: pg.GraphicsView) -> None:
             item.enableAutoSIPrefix(False)
 
 
+def blank_axes(*axes: pg.AxisItem) -> None:
+    """No numbers on axes that have nothing to count yet: before the first run a plot's
+    default range (-1 to 1, say "layer -0.5") would read as data. ``axis.setTicks(None)``
+    (or ticks set by hand) brings them back."""
+    for axis in axes:
+        axis.setTicks([[]])
+
+
 def highlight_rect(color: str, alpha: int = 60, width: float = 0.0) -> QGraphicsRectItem:
     rect = QGraphicsRectItem(0, 0, 0, 0)
     fill = QColor(color)

@@ -8,7 +8,7 @@ import threading
 import numpy as np
 import pytest
 from PySide6.QtCore import QPoint, Qt
-from PySide6.QtGui import QColor, QGuiApplication
+from PySide6.QtGui import QColor, QGuiApplication, QPainter, QPicture
 
 from tests.gui.conftest import WAIT_MS, load_and_run
 
@@ -261,3 +261,42 @@ def test_the_requested_layer_and_head_come_back_after_a_smaller_model(qtbot, win
     s = window.controller.selection
     assert (s.layer, s.head) == (2, 3)
     assert "layer 2, head 3" in window.attention_panel.title.text()
+
+
+def drawn_tick_texts(axis) -> list[str]:
+    """The tick labels ``axis`` paints now (pyqtgraph's own draw specs, as its paint uses them)."""
+    picture = QPicture()
+    painter = QPainter(picture)
+    try:
+        specs = axis.generateDrawSpecs(painter)
+    finally:
+        painter.end()
+    return [] if specs is None else [text for _rect, _flags, text in specs[2]]
+
+
+def test_empty_plots_have_no_numbers_and_the_map_says_how_to_get_one(qtbot, window):
+    attention = window.attention_panel
+    window.grab()
+    empty_axes = {
+        "grid layer": attention.grid.grid_plot.getAxis("left"),
+        "grid head": attention.grid.grid_plot.getAxis("top"),
+        "map query": attention.map.map_plot.getAxis("left"),
+        "map key": attention.map.map_plot.getAxis("bottom"),
+        "curves weight": attention.map.curves_plot.getAxis("left"),
+        "curves position": attention.map.curves_plot.getAxis("bottom"),
+    }
+    assert {name: drawn_tick_texts(axis) for name, axis in empty_axes.items()} == dict.fromkeys(empty_axes, [])
+    assert "Load a model" in attention.map.title.text()
+    window.prompt_panel.auto_run = False
+    with qtbot.waitSignal(window.controller.model_changed, timeout=WAIT_MS):
+        window.load_model("tiny-llama")
+    assert "press Run" in attention.map.title.text()
+    load_and_run(qtbot, window, "tiny-llama", PROMPT)
+    window.grab()
+    drawn = {name: drawn_tick_texts(axis) for name, axis in empty_axes.items()}
+    info = window.controller.result.model_info
+    assert all(drawn.values()), drawn  # every axis counts something now
+    assert {int(text) for text in drawn["grid layer"]} <= set(range(info.layers))
+    assert {int(text) for text in drawn["grid head"]} <= set(range(info.heads))
+    assert all(text.replace(".", "").isdigit() for text in drawn["curves weight"] + drawn["curves position"])
+    assert "press Run" not in attention.map.title.text() and "layer" in attention.map.title.text()

@@ -16,7 +16,7 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWi
 from explorer.core.selection import Selection
 from explorer.core.thumbnails import tile_at, tile_origin
 from explorer.core.types import ModelInfo
-from explorer.gui.plotting import ClickableImage, highlight_rect
+from explorer.gui.plotting import ClickableImage, blank_axes, highlight_rect
 from explorer.gui.progress_bar import ProgressBar
 from explorer.gui.run_view import GROUP_GAP, THUMBNAIL_GAP, RunView
 
@@ -77,6 +77,7 @@ class AttentionGrid(QWidget):
         self.grid_plot.hideAxis("bottom")
         self.grid_plot.setLabel("left", "layer")
         self.grid_plot.setLabel("top", "head")
+        blank_axes(self.grid_plot.getAxis("left"), self.grid_plot.getAxis("top"))  # show_run labels them
         self.grid_image = ClickableImage()
         self.grid_image.setLookupTable(mosaic_lut(COLORMAP))
         self.grid_plot.addItem(self.grid_image)

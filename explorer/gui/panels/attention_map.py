@@ -47,6 +47,7 @@ from explorer.core.types import RunResult
 from explorer.gui.plotting import (
     ClickableImage,
     ShortLabels,
+    blank_axes,
     escape,
     highlight_rect,
     labels_that_fit,
@@ -186,6 +187,10 @@ class AttentionMap(QWidget):
         self.curves_plot.scene().sigMouseClicked.connect(self._on_curves_clicked)
         lean_axes(self.map_widget)
         lean_axes(self.curves_widget)
+        # blank until the first map: its axes then get token labels, the curves' count again
+        self._blank_curve_axes = [self.curves_plot.getAxis(name) for name in ("left", "bottom")]
+        blank_axes(self.map_plot.getAxis("left"), self.map_plot.getAxis("bottom"),
+                   *self._blank_curve_axes)
 
         splitter = QSplitter(Qt.Vertical)
         splitter.addWidget(self.map_widget)
@@ -233,6 +238,12 @@ class AttentionMap(QWidget):
                       str(self.pooling_box.currentData()))
 
     # -- drawing -------------------------------------------------------------------------
+    def show_model(self) -> None:
+        """A model is loaded: before its first run, say how to get a map."""
+        if self.result is None:
+            self.title.setText("Type a prompt and press Run (Ctrl+Enter): the selected head's "
+                               "attention map appears here.")
+
     def show_run(self, result: RunResult, selection: Selection) -> None:
         self.result = result
         self.selection = selection
@@ -311,6 +322,9 @@ class AttentionMap(QWidget):
     def draw_detail(self, detail: DetailMap) -> None:
         assert self.result is not None
         self.detail = detail
+        for axis in self._blank_curve_axes:  # the first map: positions and weights to count
+            axis.setTicks(None)
+        self._blank_curve_axes = []
         self.shown_map = detail.image
         t = detail.num_tokens
         keys = len(self._key_labels)
