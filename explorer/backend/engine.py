@@ -59,8 +59,8 @@ def check_prompt(loaded: LoadedModel, prompt: str, num_tokens: int) -> None:
     limit = loaded.info.context_length
     if num_tokens > limit:
         raise PromptError(
-            f"The prompt is {num_tokens} tokens long, past the model's context window of "
-            f"{limit} tokens. Shorten it by {num_tokens - limit} tokens."
+            f"The prompt is {num_tokens:,} tokens long, past the model's context window of "
+            f"{limit:,} tokens. Shorten it by {num_tokens - limit:,} tokens."
         )
 
 

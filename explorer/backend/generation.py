@@ -103,9 +103,9 @@ def check_fits(loaded: LoadedModel, num_prompt_tokens: int, max_new_tokens: int)
     limit = loaded.info.context_length
     if num_prompt_tokens + max_new_tokens > limit:
         raise PromptError(
-            f"The prompt is {num_prompt_tokens} tokens and {max_new_tokens} new tokens were "
-            f"asked for, past the model's context window of {limit} tokens. Shorten the "
-            f"prompt or lower max new tokens to {max(0, limit - num_prompt_tokens)}."
+            f"The prompt is {num_prompt_tokens:,} tokens and {max_new_tokens:,} new tokens were "
+            f"asked for, past the model's context window of {limit:,} tokens. Shorten the "
+            f"prompt or lower max new tokens to {max(0, limit - num_prompt_tokens):,}."
         )
 
 

@@ -52,7 +52,7 @@ class Freshness(QObject):
             if pending and text != result.prompt:
                 return "stale", (f"Out of date: still showing {c.source}; the editor's prompt is "
                                  "running…")
-            return "source", (f"Showing {c.source} ({result.num_tokens} tokens on {model}), not "
+            return "source", (f"Showing {c.source} ({result.num_tokens:,} tokens on {model}), not "
                               "the editor's prompt. Copy it to the editor to edit it.")
         if text != result.prompt:
             if pending:
@@ -60,7 +60,7 @@ class Freshness(QObject):
                                  "the edited prompt is running…")
             return "stale", ("Out of date: the editor changed since this run. Press Run "
                              "(Ctrl+Enter) to update the panels.")
-        return "editor", f"Showing the prompt in the editor: {result.num_tokens} tokens on {model}."
+        return "editor", f"Showing the prompt in the editor: {result.num_tokens:,} tokens on {model}."
 
     def update(self, *_: object) -> None:
         state, text = self._describe()

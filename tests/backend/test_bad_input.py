@@ -1,5 +1,6 @@
 """Every kind of bad input gives a clear message and exit code 2, never a traceback."""
 
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -10,10 +11,16 @@ import pytest
 import torch
 
 from explorer.backend.embedded import EMBEDDED_MODELS
-from explorer.backend.engine import analyze
+from explorer.backend.engine import analyze, check_prompt
+from explorer.backend.generation import check_fits
 from explorer.backend.loader import LoadedModel, check_attentions_available, load_model
 from explorer.cli import main
-from explorer.core.errors import AttentionUnavailableError, ModelLoadError, UnsafeModelError
+from explorer.core.errors import (
+    AttentionUnavailableError,
+    ModelLoadError,
+    PromptError,
+    UnsafeModelError,
+)
 from tests.support import tiny_models
 
 
@@ -208,3 +215,17 @@ def test_negative_fewshot_seed_exits_2_without_traceback(capsys):
         main(["fewshot", "--seed", "-1", "--out", "x.csv"])
     assert info.value.code == 2
     assert "non-negative" in capsys.readouterr().err
+
+
+def test_long_counts_in_the_refusal_have_thousands_separators(tiny_gpt2_folder):
+    """The editor's count says "8,476 tokens / 8,192 context"; the refusal says the same."""
+    loaded = load_model(str(tiny_gpt2_folder))
+    loaded.info = dataclasses.replace(loaded.info, context_length=8192)
+    with pytest.raises(PromptError) as refused:
+        check_prompt(loaded, "a long prompt", 8476)
+    assert "8,476 tokens long" in str(refused.value) and "window of 8,192 tokens" in str(refused.value)
+    assert "Shorten it by 284 tokens" in str(refused.value)
+    with pytest.raises(PromptError) as refused:
+        check_fits(loaded, 7000, 1500)
+    assert "7,000 tokens and 1,500 new tokens" in str(refused.value)
+    assert "8,192 tokens" in str(refused.value) and "lower max new tokens to 1,192" in str(refused.value)

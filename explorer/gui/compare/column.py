@@ -217,7 +217,7 @@ class ColumnWidget(QFrame):
         result = analysis.result
         info = result.model_info
         style = info.piece_style
-        lines = [f"<b>{result.num_tokens}</b> tokens"]
+        lines = [f"<b>{result.num_tokens:,}</b> tokens"]
         if len(analysis.label_probs):
             total = analysis.label_probs.sum()
             lines[0] += f" · predicted <b>{escape(analysis.predicted)}</b>"
