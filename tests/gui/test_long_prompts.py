@@ -129,6 +129,8 @@ def test_zooming_in_draws_the_window_exactly_with_token_labels(qtbot, window, lo
     shown = panel.map.window_image.image
     expected = head_map(long_view.result, s.layer, s.head)[r0:r0 + shown.shape[0], c0:c0 + shown.shape[1]]
     np.testing.assert_allclose(shown, expected, atol=1e-6)
+    r1, c1 = r0 + shown.shape[0] - 1, c0 + shown.shape[1] - 1
+    assert panel.map.status.text().startswith(f"Exact values in view: queries #{r0}–#{r1} × keys #{c0}–#{c1}")
     qtbot.wait(300)  # the labels follow the settled range
     axis = panel.map.map_plot.getAxis("bottom")
     ticks = axis._tickLevels[0]
@@ -147,6 +149,9 @@ def test_zooming_in_draws_the_window_exactly_with_token_labels(qtbot, window, lo
     for (a, left), (b, right) in itertools.pairwise(ticks):
         apart = (b - a) * per_token
         assert apart >= (metrics.horizontalAdvance(left) + metrics.horizontalAdvance(right)) / 2
+    panel.map.show_whole_map()  # zoomed out: the overview alone, and the status says so again
+    qtbot.waitUntil(lambda: not panel.map.window_image.isVisible(), timeout=5000)
+    assert panel.map.status.text().startswith("Overview: max-pooled")
 
 
 def test_the_whole_map_makes_only_the_labels_it_measures(qtbot, window, long_view, monkeypatch):

@@ -336,8 +336,7 @@ class AttentionMap(QWidget):
         self.window_image.hide()
         self._apply_levels()
         if detail.pooled:
-            self.status.setText(f"Overview: {detail.describe()} of {t:,} tokens — zoom in "
-                                "(wheel) for exact values and token labels.")
+            self.status.setText(self._overview_text(detail))
         else:
             self.status.setText(f"{t:,} × {keys:,} tokens, exact. Wheel: zoom, drag: pan.")
         self._draw_selection()
@@ -436,6 +435,8 @@ class AttentionMap(QWidget):
         cols = (max(0, int(np.floor(x0))), min(keys, int(np.ceil(x1)) + 1))
         small = rows[1] - rows[0] <= DIRECT_LIMIT and cols[1] - cols[0] <= DIRECT_LIMIT
         if not detail.pooled or not small or rows[0] >= rows[1] or cols[0] >= cols[1]:
+            if self.window_image.isVisible():
+                self.status.setText(self._overview_text(detail))
             self.window_image.hide()
             self._window_key = None
             return
@@ -459,6 +460,16 @@ class AttentionMap(QWidget):
         self.window_image.setRect(QRectF(cols[0], rows[0], cols[1] - cols[0], rows[1] - rows[0]))
         self._apply_levels()
         self.window_image.show()
+        if self.detail is not None:
+            self.status.setText(
+                f"Exact values in view: queries #{rows[0]}–#{rows[1] - 1} × keys #{cols[0]}–"
+                f"#{cols[1] - 1}; around them, the overview ({self.detail.describe()}). "
+                "Whole map: zoom out.")
+
+    @staticmethod
+    def _overview_text(detail: DetailMap) -> str:
+        return (f"Overview: {detail.describe()} of {detail.num_tokens:,} tokens — zoom in "
+                "(wheel) for exact values and token labels.")
 
     def center_on(self, token: int) -> None:
         """Centre the map on ``token``'s row and column (zoomed to JUMP_WINDOW tokens when the
