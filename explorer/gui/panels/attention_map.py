@@ -463,8 +463,7 @@ class AttentionMap(QWidget):
         if self.detail is not None:
             self.status.setText(
                 f"Exact values in view: queries #{rows[0]}–#{rows[1] - 1} × keys #{cols[0]}–"
-                f"#{cols[1] - 1}; around them, the overview ({self.detail.describe()}). "
-                "Whole map: zoom out.")
+                f"#{cols[1] - 1}; around them, the overview ({self.detail.describe()}).")
 
     @staticmethod
     def _overview_text(detail: DetailMap) -> str:
