@@ -154,6 +154,57 @@ def test_zooming_in_draws_the_window_exactly_with_token_labels(qtbot, window, lo
     assert panel.map.status.text().startswith("Overview: max-pooled")
 
 
+def drawn_map_colour(panel, token_row: float, token_column: float):
+    """The colour painted in the map widget at the centre of cell (row, column), in tokens."""
+    plot = panel.map_plot
+    scene = plot.vb.mapViewToScene(QPointF(token_column + 0.5, token_row + 0.5))
+    point = panel.map_widget.mapFromScene(scene)
+    return panel.map_widget.grab().toImage().pixelColor(point)
+
+
+def test_colour_in_view_scales_to_the_zoomed_weights(qtbot, window, long_view):
+    """Zoomed in on a long map, 'in view' spans the colours over the weights shown: the
+    largest exact weight in view is drawn in the colour map's top colour."""
+    panel = window.attention_panel.map
+    qtbot.waitUntil(lambda: panel.detail is not None, timeout=60000)
+    whole = panel.colorbar.levels()[1]
+    panel.colour_box.setCurrentIndex(panel.colour_box.findData("view"))
+    assert panel.colorbar.levels()[1] == pytest.approx(whole)  # the whole map in view: as auto
+    panel.map_plot.setRange(xRange=(300, 340), yRange=(700, 740), padding=0)
+    qtbot.waitUntil(lambda: panel.window_image.isVisible(), timeout=60000)
+    qtbot.waitUntil(lambda: panel.colorbar.levels()[1] < whole, timeout=5000)
+    s = window.controller.selection
+    rect = panel.window_image.mapRectToParent(panel.window_image.boundingRect())
+    r0, c0 = int(rect.top()), int(rect.left())
+    shown = panel.window_image.image
+    exact = head_map(long_view.result, s.layer, s.head)[r0:r0 + shown.shape[0], c0:c0 + shown.shape[1]]
+    peak = exact.max()
+    assert r0 > 0 and panel.colorbar.levels()[1] == pytest.approx(peak, abs=1e-6)
+    assert tuple(panel.window_image.levels) == pytest.approx((0.0, peak), abs=1e-6)
+    r, c = np.unravel_index(np.argmax(exact), exact.shape)
+    top = panel.colorbar.colorMap().map(1.0, mode="qcolor")
+    drawn = drawn_map_colour(panel, r0 + r, c0 + c)
+    assert max(abs(drawn.red() - top.red()), abs(drawn.green() - top.green()),
+               abs(drawn.blue() - top.blue())) <= 8, (drawn.name(), top.name())
+    panel.map_plot.setRange(xRange=(0, 30), yRange=(0, 30), padding=0)  # the first query row in view
+    qtbot.waitUntil(lambda: panel.window_image.isVisible() and panel.window_image.mapRectToParent(
+        panel.window_image.boundingRect()).top() == 0, timeout=60000)
+    corner = head_map(long_view.result, s.layer, s.head)[:panel.window_image.image.shape[0],
+                                                         :panel.window_image.image.shape[1]]
+    assert corner[0, 0] == pytest.approx(1.0) and corner[1:].max() < 0.999
+    qtbot.waitUntil(lambda: panel.colorbar.levels()[1] == pytest.approx(corner[1:].max(), abs=1e-6),
+                    timeout=5000)  # below the first row, as auto
+    panel.map_plot.setRange(xRange=(300, 340), yRange=(700, 740), padding=0)
+    qtbot.waitUntil(lambda: panel.colorbar.levels()[1] == pytest.approx(peak, abs=1e-6), timeout=5000)
+    panel.colour_box.setCurrentIndex(panel.colour_box.findData("auto"))
+    assert panel.colorbar.levels()[1] == pytest.approx(whole)
+    assert drawn_map_colour(panel, r0 + r, c0 + c) != drawn  # dimmer on the whole map's scale
+    panel.colour_box.setCurrentIndex(panel.colour_box.findData("view"))
+    panel.show_whole_map()  # zoomed out again: the overview's largest block below the first row
+    qtbot.waitUntil(lambda: not panel.window_image.isVisible()
+                    and panel.colorbar.levels()[1] == pytest.approx(whole), timeout=5000)
+
+
 def test_the_whole_map_makes_only_the_labels_it_measures(qtbot, window, long_view, monkeypatch):
     """Zoomed out, the axes show positions: a range change makes at most the 400 labels
     the widest-label check measures, not one per token."""

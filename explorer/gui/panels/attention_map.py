@@ -87,6 +87,7 @@ class AttentionMap(QWidget):
         self._labels: Sequence[str] = []
         self._key_labels: Sequence[str] = []
         self._window_key: tuple | None = None
+        self._window_rows: tuple[int, int] | None = None  # the drawn exact window's query rows
         self._span_items: list[QGraphicsRectItem] = []
 
         # options: one fixed row at the top, so nothing moves when they change
@@ -103,9 +104,12 @@ class AttentionMap(QWidget):
         self.colour_box = QComboBox()
         self.colour_box.addItem("colour: auto", "auto")
         self.colour_box.addItem("colour: 0–1", "fixed")
+        self.colour_box.addItem("colour: in view", "view")
         self.colour_box.setToolTip("auto: the colour bar spans 0 to the largest weight below the "
                                    "first row (whose first cell is always 1 in a causal model); "
-                                   "0–1: the same fixed scale for every head and model")
+                                   "0–1: the same fixed scale for every head and model; "
+                                   "in view: 0 to the largest weight in the zoomed view (below "
+                                   "the first row), so faint weights far from the diagonal show")
         self.jump_box = QSpinBox()
         self.jump_box.setPrefix("#")
         self.jump_box.setToolTip("Jump to token: select it and centre the map on it")
@@ -345,10 +349,15 @@ class AttentionMap(QWidget):
     def _apply_levels(self) -> None:
         if self.detail is None:
             return
-        fixed = self.colour_box.currentData() == "fixed"
-        image = self.detail.image
-        below_first = image[1:] if image.shape[0] > 1 else image
-        peak = 1.0 if fixed else (float(below_first.max()) if below_first.size else 0.0) or 1.0
+        mode = self.colour_box.currentData()
+        if mode == "fixed":
+            peak = 1.0
+        else:
+            image = self.detail.image
+            below_first = image[1:] if image.shape[0] > 1 else image
+            if mode == "view":
+                below_first = self._values_in_view()
+            peak = (float(below_first.max()) if below_first.size else 0.0) or 1.0
         self.map_image.setLevels((0.0, peak))
         self.window_image.setLevels((0.0, peak))
         self.colorbar.setLevels((0.0, peak))
@@ -424,6 +433,8 @@ class AttentionMap(QWidget):
         bottom.setTicks([position_ticks(x0, x1, self._key_labels, columns)])
         left.setTicks([position_ticks(y0, y1, self._labels, rows)])
         self._maybe_exact_window(x0, x1, y0, y1)
+        if self.colour_box.currentData() == "view":
+            self._apply_levels()
 
     def _maybe_exact_window(self, x0: float, x1: float, y0: float, y1: float) -> None:
         """On a pooled overview zoomed in to at most DIRECT_LIMIT tokens a side, draw the
@@ -454,8 +465,23 @@ class AttentionMap(QWidget):
         if self.detail is not None and (key, rows, cols) == self._window_key:
             self.draw_window(payload)
 
+    def _values_in_view(self) -> np.ndarray:
+        """The drawn weights in the zoomed view, below the first query row: the exact window
+        when it is drawn, else the overview's blocks in view. float32[row, column]."""
+        assert self.detail is not None
+        if self.window_image.isVisible() and self._window_rows is not None:
+            values = self.window_image.image
+            return values[1:] if self._window_rows[0] == 0 else values
+        (x0, x1), (y0, y1) = self.visible_range()
+        image = self.detail.image
+        block = self.detail.block if self.detail.pooled else 1
+        r0, c0 = max(0, int(np.floor(y0 / block))), max(0, int(np.floor(x0 / block)))
+        r1, c1 = int(np.ceil(y1 / block)), int(np.ceil(x1 / block))
+        return image[max(r0, 1):r1, c0:c1]
+
     def draw_window(self, payload: tuple) -> None:
         _, rows, cols, values = payload
+        self._window_rows = rows
         self.window_image.setImage(np.asarray(values, np.float32))
         self.window_image.setRect(QRectF(cols[0], rows[0], cols[1] - cols[0], rows[1] - rows[0]))
         self._apply_levels()
