@@ -162,11 +162,17 @@ def drawn_map_colour(panel, token_row: float, token_column: float):
     return panel.map_widget.grab().toImage().pixelColor(point)
 
 
-def test_colour_in_view_scales_to_the_zoomed_weights(qtbot, window, long_view):
+@pytest.mark.parametrize("window_from", ["at once", "the worker"])
+def test_colour_in_view_scales_to_the_zoomed_weights(qtbot, window, long_view, monkeypatch, window_from):
     """Zoomed in on a long map, 'in view' spans the colours over the weights shown: the
-    largest exact weight in view is drawn in the colour map's top colour."""
+    largest exact weight in view is drawn in the colour map's top colour. The exact window
+    comes at once when cheap, else later from the worker; both ways."""
+    if window_from == "the worker":
+        monkeypatch.setattr("explorer.gui.controller.cheap_enough", lambda *_: False)
     panel = window.attention_panel.map
-    qtbot.waitUntil(lambda: panel.detail is not None, timeout=60000)
+    # the mean overview: its blocks in view peak lower than the exact weights they pool
+    panel.pooling_box.setCurrentIndex(panel.pooling_box.findData("mean"))
+    qtbot.waitUntil(lambda: panel.detail is not None and panel.detail.key.how == "mean", timeout=60000)
     whole = panel.colorbar.levels()[1]
     panel.colour_box.setCurrentIndex(panel.colour_box.findData("view"))
     assert panel.colorbar.levels()[1] == pytest.approx(whole)  # the whole map in view: as auto

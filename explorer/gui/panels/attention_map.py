@@ -484,8 +484,8 @@ class AttentionMap(QWidget):
         self._window_rows = rows
         self.window_image.setImage(np.asarray(values, np.float32))
         self.window_image.setRect(QRectF(cols[0], rows[0], cols[1] - cols[0], rows[1] - rows[0]))
-        self._apply_levels()
         self.window_image.show()
+        self._apply_levels()  # shown first: 'in view' then spans this window's values
         if self.detail is not None:
             self.status.setText(
                 f"Exact values in view: queries #{rows[0]}–#{rows[1] - 1} × keys #{cols[0]}–"
