@@ -107,8 +107,8 @@ def test_the_long_map_is_a_labelled_pooled_overview_with_curves(qtbot, window, l
     block = -(-t // DIRECT_LIMIT)
     assert detail.block == block and panel.shown_map.shape == (-(-t // block),) * 2
     assert f"max-pooled {block}×{block}-token blocks" in panel.map.status.text()
-    assert f"{t:,} tokens on tiny-llama-long" in window.notice_bar.notice.full_text()  # "1,2xx", as the editor counts
-    assert "," in f"{t:,}"
+    assert t >= 1000  # the count has a thousands separator, as the editor's count does
+    assert f"{t:,} tokens on tiny-llama-long" in window.notice_bar.notice.full_text()
     full = head_map(long_view.result, 1, 2)  # the exact map, for checking only
     r, c = 100, 37
     assert panel.shown_map[r, c] == pytest.approx(full[r * block:(r + 1) * block, c * block:(c + 1) * block].max(), abs=1e-6)
