@@ -137,9 +137,12 @@ def measure_gui(tokens: int, model: str) -> dict:
             during = state["phase"] if state["beat_phase"] == state["phase"] else \
                 f"{state['beat_phase']} -> {state['phase']}"
             state["worst_block"], state["worst_phase"] = block, during
+            state["worst_at"] = (now - state["run_at"]) / 1000  # its end, from Run
             state["worst_stolen"] = None if stolen is None or state["stolen"] is None \
                 else stolen - state["stolen"]
         state["last"], state["beat_phase"], state["stolen"] = now, state["phase"], stolen
+        if state.get("watch") and state.get("arrived") is None and controller.view is not None:
+            state["arrived"] = (now - state["run_at"]) / 1000  # the run reached the window
 
     heartbeat = QTimer()
     heartbeat.setInterval(5)
@@ -174,6 +177,7 @@ def measure_gui(tokens: int, model: str) -> dict:
     state["last"] = None  # the time spent making the prompt above is not a GUI block
     state["watch"] = True
     state["phase"] = "first panels"
+    state["run_at"] = clock.elapsed()
     started = time.perf_counter()
     window.prompt_panel.set_text(prompt)
     window.prompt_panel.run_now()
@@ -215,6 +219,9 @@ def measure_gui(tokens: int, model: str) -> dict:
               "head_redraw_s": head_redraw, "worst_gui_block_s": state["worst_block"],
               "worst_gui_block_during": state["worst_phase"],
               "stolen_ms_in_worst_block": state["worst_stolen"],
+              # when (seconds from Run) the worst block ended, and when the run reached
+              # the window: a block before that fell during the forward
+              "worst_gui_block_at_s": state.get("worst_at"), "run_arrived_s": state.get("arrived"),
               "peak_rss_gb": peak_rss_gb(), "load_s": load_s,
               "worst_gui_block_load_s": state["worst_load_block"]}
     heartbeat.stop()
