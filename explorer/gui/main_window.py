@@ -546,12 +546,23 @@ class MainWindow(QMainWindow):
             self.controller.attention_mode = mode
         if self.controller.attention_mode in self.attention_actions:
             self.attention_actions[self.controller.attention_mode].setChecked(True)
+        self._remember_map_choices()
         geometry = self.settings.value("window/geometry")
         state = self.settings.value("window/state")
         if isinstance(geometry, QByteArray):
             self.restoreGeometry(geometry)
         if isinstance(state, QByteArray):
             self.restoreState(state, LAYOUT_VERSION)
+
+    def _remember_map_choices(self) -> None:
+        """The map's overview (max / mean) and colour scale come back as the user left them."""
+        map_panel = self.attention_panel.map
+        for key, box in (("map/overview", map_panel.pooling_box), ("map/colour", map_panel.colour_box)):
+            index = box.findData(self.settings.value(key, None))
+            if index >= 0:
+                box.setCurrentIndex(index)
+            box.currentIndexChanged.connect(
+                lambda _i, key=key, box=box: self.settings.setValue(key, box.currentData()))
 
     def last_prompt(self) -> str:
         return self.sessions.last_prompt() or DEFAULT_PROMPT

@@ -7,7 +7,7 @@ import threading
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QPoint, Qt
+from PySide6.QtCore import QPoint, QSettings, Qt
 from PySide6.QtGui import QColor, QGuiApplication, QPainter, QPicture
 
 from tests.gui.conftest import WAIT_MS, load_and_run
@@ -300,3 +300,24 @@ def test_empty_plots_have_no_numbers_and_the_map_says_how_to_get_one(qtbot, wind
     assert {int(text) for text in drawn["grid head"]} <= set(range(info.heads))
     assert all(text.replace(".", "").isdigit() for text in drawn["curves weight"] + drawn["curves position"])
     assert "press Run" not in attention.map.title.text() and "layer" in attention.map.title.text()
+
+
+def test_the_maps_overview_and_colour_choices_are_remembered(qtbot, window, tmp_path):
+    from explorer.gui.main_window import MainWindow
+
+    panel = window.attention_panel.map
+    assert (panel.pooling_box.currentData(), panel.colour_box.currentData()) == ("max", "auto")
+    panel.pooling_box.setCurrentIndex(panel.pooling_box.findData("mean"))
+    panel.colour_box.setCurrentIndex(panel.colour_box.findData("view"))
+    window.settings.sync()
+    again = MainWindow(window.controller, QSettings(str(tmp_path / "settings.ini"), QSettings.IniFormat))
+    qtbot.addWidget(again)
+    shown = again.attention_panel.map
+    assert (shown.pooling_box.currentText(), shown.colour_box.currentText()) == ("overview: mean", "colour: in view")
+    assert shown.key_for(again.controller.selection).how == "mean"  # the maps it asks for
+    # a value this version does not know is ignored
+    window.settings.setValue("map/colour", "sepia")
+    window.settings.sync()
+    third = MainWindow(window.controller, QSettings(str(tmp_path / "settings.ini"), QSettings.IniFormat))
+    qtbot.addWidget(third)
+    assert third.attention_panel.map.colour_box.currentData() == "auto"
