@@ -96,3 +96,11 @@ def test_highlight_keys_shades_the_spans(qtbot, window):
         [(2, 3, view.result.num_tokens), (7, 1, view.result.num_tokens)]
     panel.highlight_keys([])
     assert panel.map._span_items == []
+
+
+def test_below_the_first_row_keeps_a_single_row():
+    from explorer.gui.panels.attention_map import below_first_row
+
+    image = np.arange(6, dtype=np.float32).reshape(2, 3)
+    assert below_first_row(image).tolist() == [[3, 4, 5]]
+    assert below_first_row(image[:1]).tolist() == [[0, 1, 2]]  # not an empty scale (it fell back to 0–1)

@@ -3,6 +3,7 @@ zoomed windows, row/column curves, jump to token, and a token strip of thousands
 
 import dataclasses
 import itertools
+import math
 
 import numpy as np
 import pytest
@@ -129,8 +130,12 @@ def test_zooming_in_draws_the_window_exactly_with_token_labels(qtbot, window, lo
     shown = panel.map.window_image.image
     expected = head_map(long_view.result, s.layer, s.head)[r0:r0 + shown.shape[0], c0:c0 + shown.shape[1]]
     np.testing.assert_allclose(shown, expected, atol=1e-6)
-    r1, c1 = r0 + shown.shape[0] - 1, c0 + shown.shape[1] - 1
-    assert panel.map.status.text().startswith(f"Exact values in view: queries #{r0}–#{r1} × keys #{c0}–#{c1}")
+    # the window is the cells with any part in view, and the status names them
+    (x0, x1), (y0, y1) = panel.map.visible_range()
+    rows, cols = (math.floor(y0), math.ceil(y1)), (math.floor(x0), math.ceil(x1))
+    assert (r0, c0) == (rows[0], cols[0]) and shown.shape == (rows[1] - rows[0], cols[1] - cols[0])
+    assert panel.map.status.text() == (f"Exact values in view: queries #{rows[0]}–#{rows[1] - 1} × "
+                                       f"keys #{cols[0]}–#{cols[1] - 1}.")
     qtbot.wait(300)  # the labels follow the settled range
     axis = panel.map.map_plot.getAxis("bottom")
     ticks = axis._tickLevels[0]
@@ -180,10 +185,9 @@ def test_colour_in_view_scales_to_the_zoomed_weights(qtbot, window, long_view, m
     qtbot.waitUntil(lambda: panel.window_image.isVisible(), timeout=60000)
     qtbot.waitUntil(lambda: panel.colorbar.levels()[1] < whole, timeout=5000)
     s = window.controller.selection
-    rect = panel.window_image.mapRectToParent(panel.window_image.boundingRect())
-    r0, c0 = int(rect.top()), int(rect.left())
-    shown = panel.window_image.image
-    exact = head_map(long_view.result, s.layer, s.head)[r0:r0 + shown.shape[0], c0:c0 + shown.shape[1]]
+    (x0, x1), (y0, y1) = panel.visible_range()  # the cells in view, worked out here
+    r0, c0 = math.floor(y0), math.floor(x0)
+    exact = head_map(long_view.result, s.layer, s.head)[r0:math.ceil(y1), c0:math.ceil(x1)]
     peak = exact.max()
     assert r0 > 0 and panel.colorbar.levels()[1] == pytest.approx(peak, abs=1e-6)
     assert tuple(panel.window_image.levels) == pytest.approx((0.0, peak), abs=1e-6)
@@ -195,12 +199,18 @@ def test_colour_in_view_scales_to_the_zoomed_weights(qtbot, window, long_view, m
     panel.map_plot.setRange(xRange=(0, 30), yRange=(0, 30), padding=0)  # the first query row in view
     qtbot.waitUntil(lambda: panel.window_image.isVisible() and panel.window_image.mapRectToParent(
         panel.window_image.boundingRect()).top() == 0, timeout=60000)
-    corner = head_map(long_view.result, s.layer, s.head)[:panel.window_image.image.shape[0],
-                                                         :panel.window_image.image.shape[1]]
+    (x0, x1), (y0, y1) = panel.visible_range()
+    corner = head_map(long_view.result, s.layer, s.head)[:math.ceil(y1), :math.ceil(x1)]
     assert corner[0, 0] == pytest.approx(1.0) and corner[1:].max() < 0.999
     qtbot.waitUntil(lambda: panel.colorbar.levels()[1] == pytest.approx(corner[1:].max(), abs=1e-6),
                     timeout=5000)  # below the first row, as auto
     panel.map_plot.setRange(xRange=(300, 340), yRange=(700, 740), padding=0)
+    panel._on_range_settled()  # settled before the window for this view can come
+    if window_from == "the worker":  # the corner's window is still drawn, but not for this view
+        mean_blocks = panel.detail.image[700 // panel.detail.block:-(-740 // panel.detail.block),
+                                         300 // panel.detail.block:-(-340 // panel.detail.block)]
+        assert panel.colorbar.levels()[1] == pytest.approx(float(mean_blocks.max()), abs=1e-7)
+        assert panel.status.text().startswith("Computing the exact values of queries #700–#739")
     qtbot.waitUntil(lambda: panel.colorbar.levels()[1] == pytest.approx(peak, abs=1e-6), timeout=5000)
     panel.colour_box.setCurrentIndex(panel.colour_box.findData("auto"))
     assert panel.colorbar.levels()[1] == pytest.approx(whole)
@@ -209,6 +219,36 @@ def test_colour_in_view_scales_to_the_zoomed_weights(qtbot, window, long_view, m
     panel.show_whole_map()  # zoomed out again: the overview's largest block below the first row
     qtbot.waitUntil(lambda: not panel.window_image.isVisible()
                     and panel.colorbar.levels()[1] == pytest.approx(whole), timeout=5000)
+    # too wide for an exact window: the overview's blocks in view, worked out here
+    panel.map_plot.setRange(xRange=(0, 1100), yRange=(602.3, 702.6), padding=0)
+    (x0, x1), (y0, y1) = panel.visible_range()
+    block = panel.detail.block
+    blocks = panel.detail.image[math.floor(y0) // block:-(-math.ceil(y1) // block),
+                                math.floor(x0) // block:-(-math.ceil(x1) // block)]
+    assert block > 1 and blocks.max() < whole
+    qtbot.waitUntil(lambda: panel.colorbar.levels()[1] == pytest.approx(float(blocks.max()), abs=1e-7),
+                    timeout=5000)
+    assert not panel.window_image.isVisible()
+
+
+def test_panning_while_another_heads_map_is_computed_keeps_that_map_coming(qtbot, window, long_view,
+                                                                            monkeypatch):
+    """A pan asks for an exact window; while the map of a newly selected head is still being
+    computed, that request must not supersede it (the map stayed dimmed on the old head)."""
+    monkeypatch.setattr("explorer.gui.controller.cheap_enough", lambda *_: False)  # all from the worker
+    panel = window.attention_panel.map
+    qtbot.waitUntil(lambda: panel.detail is not None, timeout=60000)
+    panel.map_plot.setRange(xRange=(300, 340), yRange=(700, 740), padding=0)
+    qtbot.waitUntil(lambda: panel.window_image.isVisible(), timeout=30000)  # a window of the first head
+    window.controller.select_head(1, 2)
+    assert panel.detail.key.head != 2 and "Computing layer 1, head 2" in panel.status.text()
+    assert panel.window_image.opacity() < 1 and panel.map_image.opacity() < 1  # both marked stale
+    panel.map_plot.setRange(xRange=(500, 540), yRange=(600, 640), padding=0)
+    panel._on_range_settled()  # the pan settles before the worker's map comes back
+    qtbot.waitUntil(lambda: panel.detail.key.head == 2, timeout=30000)
+    qtbot.waitUntil(lambda: panel.window_image.isVisible(), timeout=30000)  # then its window
+    assert panel._drawn_window[0].head == 2 and panel.status.text().startswith("Exact values in view")
+    assert panel.window_image.opacity() == 1 and panel.map_image.opacity() == 1
 
 
 def test_the_whole_map_makes_only_the_labels_it_measures(qtbot, window, long_view, monkeypatch):

@@ -43,7 +43,7 @@ from explorer.core.map_view import (
 )
 from explorer.core.selection import Selection
 from explorer.core.tokens import display_piece
-from explorer.core.types import RunResult
+from explorer.core.types import ModelInfo, RunResult
 from explorer.gui.plotting import (
     ClickableImage,
     ShortLabels,
@@ -60,6 +60,12 @@ ROW_COLOR = "#d0021b"
 COLUMN_COLOR = "#ff9500"
 JUMP_WINDOW = 64
 """Tokens shown around a token reached with "jump to token" (when the prompt is longer)."""
+
+
+def below_first_row(image: np.ndarray) -> np.ndarray:
+    """``image`` without its first row, whose first cell is 1 in a causal map (the first
+    token attends only to itself); all of it when that is its only row."""
+    return image[1:] if image.shape[0] > 1 else image
 
 
 def _local_source(result: RunResult) -> tuple[Callable[[MapKey], DetailMap | None],
@@ -86,8 +92,8 @@ class AttentionMap(QWidget):
         self.window_source: Callable[..., Any] | None = None
         self._labels: Sequence[str] = []
         self._key_labels: Sequence[str] = []
-        self._window_key: tuple | None = None
-        self._window_rows: tuple[int, int] | None = None  # the drawn exact window's query rows
+        self._window_key: tuple | None = None  # (map key, rows, columns) of the window asked for
+        self._drawn_window: tuple | None = None  # ... and of the one drawn
         self._span_items: list[QGraphicsRectItem] = []
 
         # options: one fixed row at the top, so nothing moves when they change
@@ -109,7 +115,8 @@ class AttentionMap(QWidget):
                                    "first row (whose first cell is always 1 in a causal model); "
                                    "0–1: the same fixed scale for every head and model; "
                                    "in view: 0 to the largest weight in the zoomed view (below "
-                                   "the first row), so faint weights far from the diagonal show")
+                                   "the first row, or row of blocks), so faint weights far from "
+                                   "the diagonal show")
         self.jump_box = QSpinBox()
         self.jump_box.setPrefix("#")
         self.jump_box.setToolTip("Jump to token: select it and centre the map on it")
@@ -242,8 +249,8 @@ class AttentionMap(QWidget):
                       str(self.pooling_box.currentData()))
 
     # -- drawing -------------------------------------------------------------------------
-    def show_model(self) -> None:
-        """A model is loaded: before its first run, say how to get a map."""
+    def show_model(self, info: ModelInfo) -> None:
+        """``info`` is loaded: before its first run, say how to get a map."""
         if self.result is None:
             self.title.setText("Type a prompt and press Run (Ctrl+Enter): the selected head's "
                                "attention map appears here.")
@@ -265,8 +272,8 @@ class AttentionMap(QWidget):
             self._clear("This run kept no attention (attention mode: none).")
             return
         self._set_title(np.zeros(0, np.float32))
+        self.show_whole_map()  # first: a map drawn at once is settled on this run's range
         self._request_detail()
-        self.show_whole_map()
 
     def show_selection(self, selection: Selection) -> None:
         old = self.selection
@@ -313,6 +320,7 @@ class AttentionMap(QWidget):
             self.status.setText(f"Computing layer {key.layer}, "
                                 f"{'mean of heads' if key.head is None else f'head {key.head}'}…")
             self.map_image.setOpacity(0.35)  # the previous map, marked stale
+            self.window_image.setOpacity(0.35)  # with its exact window
             self._set_title(np.zeros(0, np.float32))
 
     def detail_arrived(self, detail: DetailMap) -> bool:
@@ -353,11 +361,8 @@ class AttentionMap(QWidget):
         if mode == "fixed":
             peak = 1.0
         else:
-            image = self.detail.image
-            below_first = image[1:] if image.shape[0] > 1 else image
-            if mode == "view":
-                below_first = self._values_in_view()
-            peak = (float(below_first.max()) if below_first.size else 0.0) or 1.0
+            values = self._values_in_view() if mode == "view" else below_first_row(self.detail.image)
+            peak = (float(values.max()) if values.size else 0.0) or 1.0
         self.map_image.setLevels((0.0, peak))
         self.window_image.setLevels((0.0, peak))
         self.colorbar.setLevels((0.0, peak))
@@ -432,18 +437,26 @@ class AttentionMap(QWidget):
         rows = labels_that_fit(box.height(), metrics.height(), gap=1)
         bottom.setTicks([position_ticks(x0, x1, self._key_labels, columns)])
         left.setTicks([position_ticks(y0, y1, self._labels, rows)])
-        self._maybe_exact_window(x0, x1, y0, y1)
+        if self.detail.key != self.current_key():
+            return  # the map of another head is being computed: a window would supersede it
+        self._maybe_exact_window()
         if self.colour_box.currentData() == "view":
             self._apply_levels()
 
-    def _maybe_exact_window(self, x0: float, x1: float, y0: float, y1: float) -> None:
+    def visible_cells(self) -> tuple[tuple[int, int], tuple[int, int]]:
+        """The query rows and key columns [start, end) with any part in view."""
+        assert self.result is not None
+        (x0, x1), (y0, y1) = self.visible_range()
+        t, keys = self.result.num_tokens, len(self._key_labels)
+        return ((max(0, int(np.floor(y0))), min(t, int(np.ceil(y1)))),
+                (max(0, int(np.floor(x0))), min(keys, int(np.ceil(x1)))))
+
+    def _maybe_exact_window(self) -> None:
         """On a pooled overview zoomed in to at most DIRECT_LIMIT tokens a side, draw the
-        visible window exactly on top of it."""
-        detail, result = self.detail, self.result
-        assert detail is not None and result is not None
-        t, keys = result.num_tokens, len(self._key_labels)
-        rows = (max(0, int(np.floor(y0))), min(t, int(np.ceil(y1)) + 1))
-        cols = (max(0, int(np.floor(x0))), min(keys, int(np.ceil(x1)) + 1))
+        visible cells exactly on top of it."""
+        detail = self.detail
+        assert detail is not None
+        rows, cols = self.visible_cells()
         small = rows[1] - rows[0] <= DIRECT_LIMIT and cols[1] - cols[0] <= DIRECT_LIMIT
         if not detail.pooled or not small or rows[0] >= rows[1] or cols[0] >= cols[1]:
             if self.window_image.isVisible():
@@ -459,6 +472,9 @@ class AttentionMap(QWidget):
         values = window_source(detail.key, rows, cols)
         if values is not None:
             self.draw_window((detail.key, rows, cols, values))
+        else:
+            self.status.setText(f"Computing the exact values of queries #{rows[0]}–#{rows[1] - 1} × "
+                                f"keys #{cols[0]}–#{cols[1] - 1}…")
 
     def window_arrived(self, payload: tuple) -> None:
         key, rows, cols, _ = payload
@@ -466,30 +482,30 @@ class AttentionMap(QWidget):
             self.draw_window(payload)
 
     def _values_in_view(self) -> np.ndarray:
-        """The drawn weights in the zoomed view, below the first query row: the exact window
-        when it is drawn, else the overview's blocks in view. float32[row, column]."""
+        """The drawn weights in view, without the map's first row (of blocks, on an
+        overview) when it is in view with others: the exact window when the one for this
+        view is drawn, else the map's pixels in view. float32[row, column]."""
         assert self.detail is not None
-        if self.window_image.isVisible() and self._window_rows is not None:
+        if self.window_image.isVisible() and self._drawn_window == self._window_key:
+            rows = self._drawn_window[1]
             values = self.window_image.image
-            return values[1:] if self._window_rows[0] == 0 else values
-        (x0, x1), (y0, y1) = self.visible_range()
-        image = self.detail.image
-        block = self.detail.block if self.detail.pooled else 1
-        r0, c0 = max(0, int(np.floor(y0 / block))), max(0, int(np.floor(x0 / block)))
-        r1, c1 = int(np.ceil(y1 / block)), int(np.ceil(x1 / block))
-        return image[max(r0, 1):r1, c0:c1]
+            return below_first_row(values) if rows[0] == 0 else values
+        (rows, cols), block = self.visible_cells(), self.detail.block if self.detail.pooled else 1
+        r0, r1 = rows[0] // block, -(-rows[1] // block)
+        c0, c1 = cols[0] // block, -(-cols[1] // block)
+        in_view = self.detail.image[r0:r1, c0:c1]
+        return below_first_row(in_view) if r0 == 0 else in_view
 
     def draw_window(self, payload: tuple) -> None:
-        _, rows, cols, values = payload
-        self._window_rows = rows
+        key, rows, cols, values = payload
+        self._drawn_window = (key, rows, cols)
         self.window_image.setImage(np.asarray(values, np.float32))
         self.window_image.setRect(QRectF(cols[0], rows[0], cols[1] - cols[0], rows[1] - rows[0]))
+        self.window_image.setOpacity(1.0)
         self.window_image.show()
         self._apply_levels()  # shown first: 'in view' then spans this window's values
-        if self.detail is not None:
-            self.status.setText(
-                f"Exact values in view: queries #{rows[0]}–#{rows[1] - 1} × keys #{cols[0]}–"
-                f"#{cols[1] - 1}; around them, the overview ({self.detail.describe()}).")
+        self.status.setText(f"Exact values in view: queries #{rows[0]}–#{rows[1] - 1} × keys "
+                            f"#{cols[0]}–#{cols[1] - 1}.")
 
     @staticmethod
     def _overview_text(detail: DetailMap) -> str:

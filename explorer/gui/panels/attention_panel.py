@@ -120,7 +120,7 @@ class AttentionPanel(QWidget):
     # -- drawing -------------------------------------------------------------------------
     def show_model(self, info: ModelInfo) -> None:
         self.grid.show_model(info)
-        self.map.show_model()
+        self.map.show_model(info)
 
     def show_run(self, view: RunView, selection: Selection, parts: tuple[str, ...] = PARTS) -> None:
         """Draw ``view``; ``parts`` ("map", "grid") lets the window hand it over one part
