@@ -135,7 +135,7 @@ def _analyze(
     check_memory(loaded.info, len(ids), mode)
     task.progress(0.05, "Running the model")
     forward_started = time.perf_counter()
-    with out_of_memory_reported(loaded.info.device, f"running a {len(ids)}-token prompt"):
+    with out_of_memory_reported(loaded.info.device, f"running a {len(ids):,}-token prompt"):
         if mode == "full" and loaded.info.dtype != "float32":
             forward = _full_maps_in_float32(loaded, ids, top_k, task, notes)
         elif mode == "full":
@@ -258,7 +258,7 @@ class PendingNextTokens:
 
     def _out_of_memory_reported(self) -> Any:
         return out_of_memory_reported(self._loaded.info.device, "computing the next-token "
-                                      f"probabilities of a {self.first.num_tokens}-token prompt")
+                                      f"probabilities of a {self.first.num_tokens:,}-token prompt")
 
 
 @dataclass

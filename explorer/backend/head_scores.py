@@ -64,8 +64,8 @@ def probe_tokens(loaded: LoadedModel, length: int | None = None, seed: int = PRO
     pick = np.random.default_rng(seed).choice(ordinary, size=length, replace=False).tolist()
     ids = prefix + pick + pick + suffix
     if len(ids) > loaded.info.context_length:
-        raise ExplorerError(f"The probe ({len(ids)} tokens) is longer than the model's context "
-                            f"window ({loaded.info.context_length}); use a shorter probe.")
+        raise ExplorerError(f"The probe ({len(ids):,} tokens) is longer than the model's context "
+                            f"window ({loaded.info.context_length:,}); use a shorter probe.")
     return ids
 
 

@@ -224,7 +224,7 @@ def check_lens_memory(loaded: LoadedModel, num_tokens: int, limit: int | None = 
     limit = memory_limit(limit)
     if limit is not None and needed > limit:
         raise PromptError(
-            f"The logit lens of a {num_tokens}-token prompt needs about {needed / 1e9:.1f} GB "
+            f"The logit lens of a {num_tokens:,}-token prompt needs about {needed / 1e9:.1f} GB "
             f"(the residual stream of {loaded.info.layers} layers), more than the "
             f"{limit / 1e9:.1f} GB that can safely be used. Shorten the prompt.")
 

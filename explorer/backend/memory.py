@@ -49,10 +49,10 @@ def check_memory(info: ModelInfo, num_tokens: int, mode: str = "full", limit: in
         return needed
     if mode == "full":
         raise PromptError(
-            f"A {num_tokens}-token prompt needs about {needed / 1e9:.1f} GB to keep every attention "
+            f"A {num_tokens:,}-token prompt needs about {needed / 1e9:.1f} GB to keep every attention "
             f"map of {info.layers} layers × {info.heads} heads, more than the {limit / 1e9:.1f} GB "
             "that can safely be used. Use lazy attention (maps rebuilt on demand from queries "
             "and keys) or shorten the prompt.")
     raise PromptError(
-        f"A {num_tokens}-token prompt needs about {needed / 1e9:.1f} GB in {mode} attention mode, "
+        f"A {num_tokens:,}-token prompt needs about {needed / 1e9:.1f} GB in {mode} attention mode, "
         f"more than the {limit / 1e9:.1f} GB that can safely be used. Shorten the prompt.")

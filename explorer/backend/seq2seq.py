@@ -105,8 +105,8 @@ def analyze_seq2seq(loaded: LoadedModel, prompt: str, target: str | None = None,
         else:
             decoder_ids = [decoder_start_id(model), *target_ids(loaded, target)]
         if len(decoder_ids) > loaded.info.context_length:
-            raise PromptError(f"The target is {len(decoder_ids)} tokens long, past the model's "
-                              f"limit of {loaded.info.context_length}.")
+            raise PromptError(f"The target is {len(decoder_ids):,} tokens long, past the model's "
+                              f"limit of {loaded.info.context_length:,}.")
         task.progress(0.75, "Collecting the three attention stacks")
         forward_started = time.perf_counter()
         with torch.inference_mode():

@@ -14,6 +14,7 @@ from explorer.backend.embedded import EMBEDDED_MODELS
 from explorer.backend.engine import analyze, check_prompt
 from explorer.backend.generation import check_fits
 from explorer.backend.loader import LoadedModel, check_attentions_available, load_model
+from explorer.backend.memory import check_memory
 from explorer.cli import main
 from explorer.core.errors import (
     AttentionUnavailableError,
@@ -229,3 +230,6 @@ def test_long_counts_in_the_refusal_have_thousands_separators(tiny_gpt2_folder):
         check_fits(loaded, 7000, 1500)
     assert "7,000 tokens and 1,500 new tokens" in str(refused.value)
     assert "8,192 tokens" in str(refused.value) and "lower max new tokens to 1,192" in str(refused.value)
+    for mode in ("full", "lazy"):  # the memory check before a run, in either mode
+        with pytest.raises(PromptError, match="A 8,192-token prompt needs about"):
+            check_memory(loaded.info, 8192, mode, limit=1)
