@@ -220,7 +220,7 @@ def measure_gui(tokens: int, model: str) -> dict:
               "worst_gui_block_during": state["worst_phase"],
               "stolen_ms_in_worst_block": state["worst_stolen"],
               # when (seconds from Run) the worst block ended, and when the run reached
-              # the window: a block before that fell during the forward
+              # the window: a block that ended before then fell in the forward
               "worst_gui_block_at_s": state.get("worst_at"), "run_arrived_s": state.get("arrived"),
               "peak_rss_gb": peak_rss_gb(), "load_s": load_s,
               "worst_gui_block_load_s": state["worst_load_block"]}
